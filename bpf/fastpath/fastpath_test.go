@@ -1,0 +1,627 @@
+package fastpath
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/bpf/fuseop"
+)
+
+// garbage fills the output part of c with 0xff, so a test notices any
+// output field the program fails to write.
+func garbage(c *Ctx) *Ctx {
+	x := c.XattrOut()
+	x.Size, x.Padding = 0xffffffff, 0xffffffff
+	for i := range x.Value {
+		x.Value[i] = 0xff
+	}
+	return c
+}
+
+func mustLookupCtx(t *testing.T, parent uint64, name string) *Ctx {
+	t.Helper()
+	c, err := LookupCtx(parent, name)
+	if err != nil {
+		t.Fatalf("LookupCtx(%d, %q): %v", parent, name, err)
+	}
+	return garbage(c)
+}
+
+func mustGetxattrCtx(t *testing.T, nodeid uint64, name string, size uint32) *Ctx {
+	t.Helper()
+	c, err := GetxattrCtx(nodeid, name, size)
+	if err != nil {
+		t.Fatalf("GetxattrCtx(%d, %q, %d): %v", nodeid, name, size, err)
+	}
+	return garbage(c)
+}
+
+func run(t *testing.T, f *FastPath, in *Ctx) (int32, *Ctx) {
+	t.Helper()
+	ret, out, err := f.Run(in)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return ret, out
+}
+
+// testAttr returns distinct attributes for nodeid, every field set.
+func testAttr(nodeid uint64) Attr {
+	return Attr{
+		Ino: nodeid, Size: 1000 + nodeid, Blocks: 3,
+		Atime: 1700000001, Mtime: 1700000002, Ctime: 1700000003,
+		Atimensec: 11, Mtimensec: 22, Ctimensec: 33,
+		Mode: unix.S_IFREG | 0o640, Nlink: 2, Uid: 1000, Gid: 100,
+		Rdev: 0, Blksize: 4096, Flags: 0,
+	}
+}
+
+func TestLoadIsSleepableSyscallProgram(t *testing.T) {
+	f := LoadForTest(t)
+	info, err := f.Program().Info()
+	if err != nil {
+		t.Fatalf("Program().Info: %v", err)
+	}
+	if info.Type != ebpf.Syscall {
+		t.Errorf("program type = %v, want %v", info.Type, ebpf.Syscall)
+	}
+	if f.Program().FD() < 0 {
+		t.Errorf("program has no fd")
+	}
+}
+
+func TestLookup(t *testing.T) {
+	f := LoadForTest(t)
+	const parent = 1
+	long := strings.Repeat("n", NameMax)
+
+	// Published facts.
+	for _, child := range []uint64{10, 11} {
+		if err := f.PutAttr(child, testAttr(child), 2250*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	puts := []struct {
+		parent uint64
+		name   string
+		child  uint64
+		gen    uint64
+		valid  time.Duration
+	}{
+		{parent, "a", 10, 7, 1500 * time.Millisecond},
+		{parent, long, 11, 8, 3 * time.Second},
+		{parent, "gone", 0, 0, 500 * time.Millisecond}, // negative
+		{parent, "noattr", 12, 1, time.Second},         // child without attributes
+		{parent, "ab", 10, 7, time.Second},             // "a" must not match "ab"
+		{2, "other", 11, 8, time.Second},               // other parent
+		{parent, "neg-novalid", 0, 0, 0},               // negative, no caching
+		{parent, "expired", 10, 7, -time.Second},       // negative duration = 0
+	}
+	for _, p := range puts {
+		if err := f.PutDentry(p.parent, p.name, p.child, p.gen, p.valid); err != nil {
+			t.Fatalf("PutDentry(%d, %q): %v", p.parent, p.name, err)
+		}
+	}
+
+	attr10, attr11 := testAttr(10), testAttr(11)
+	tests := []struct {
+		desc       string
+		in         *Ctx
+		wantRet    int32
+		want       EntryOut // checked when wantRet == Served
+		wantServed map[uint64]uint64
+	}{
+		{
+			desc: "positive, name of 1 byte", in: mustLookupCtx(t, parent, "a"), wantRet: Served,
+			want: EntryOut{Nodeid: 10, Generation: 7, EntryValid: 1, EntryValidNsec: 500000000,
+				AttrValid: 2, AttrValidNsec: 250000000, Attr: attr10},
+			wantServed: map[uint64]uint64{10: 1},
+		},
+		{
+			desc: "positive, name of 255 bytes", in: mustLookupCtx(t, parent, long), wantRet: Served,
+			want: EntryOut{Nodeid: 11, Generation: 8, EntryValid: 3, EntryValidNsec: 0,
+				AttrValid: 2, AttrValidNsec: 250000000, Attr: attr11},
+			wantServed: map[uint64]uint64{11: 1},
+		},
+		{
+			desc: "negative dentry", in: mustLookupCtx(t, parent, "gone"), wantRet: Served,
+			want: EntryOut{Nodeid: 0, EntryValid: 0, EntryValidNsec: 500000000},
+		},
+		{
+			desc: "negative dentry without validity", in: mustLookupCtx(t, parent, "neg-novalid"), wantRet: Served,
+			want: EntryOut{},
+		},
+		{
+			desc: "positive, negative duration gives zero validity", in: mustLookupCtx(t, parent, "expired"), wantRet: Served,
+			want:       EntryOut{Nodeid: 10, Generation: 7, AttrValid: 2, AttrValidNsec: 250000000, Attr: attr10},
+			wantServed: map[uint64]uint64{10: 1},
+		},
+		{desc: "dentry without attributes", in: mustLookupCtx(t, parent, "noattr"), wantRet: Upcall},
+		{desc: "no dentry", in: mustLookupCtx(t, parent, "missing"), wantRet: Upcall},
+		{desc: "longer than a dentry name", in: mustLookupCtx(t, parent, "abc"), wantRet: Upcall},
+		{desc: "same name, other parent", in: mustLookupCtx(t, 3, "a"), wantRet: Upcall},
+		{
+			desc: "name bytes after name_len", wantRet: Upcall,
+			in: func() *Ctx {
+				c := mustLookupCtx(t, parent, "ab")
+				c.NameLen = 1 // "a" followed by 'b' instead of NUL padding
+				return c
+			}(),
+		},
+		{
+			desc: "name_len 0", wantRet: Upcall,
+			in: func() *Ctx {
+				c := mustLookupCtx(t, parent, "a")
+				c.NameLen = 0
+				return c
+			}(),
+		},
+		{
+			desc: "name_len 256", wantRet: Upcall,
+			in: func() *Ctx {
+				c := mustLookupCtx(t, parent, long)
+				c.NameLen = 256
+				return c
+			}(),
+		},
+		{
+			desc: "name_len huge", wantRet: Upcall,
+			in: func() *Ctx {
+				c := mustLookupCtx(t, parent, "a")
+				c.NameLen = 1 << 31
+				return c
+			}(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			before := map[uint64]uint64{}
+			for _, n := range []uint64{10, 11, 12} {
+				before[n] = servedLookups(t, f, n)
+			}
+			ret, out := run(t, f, tt.in)
+			if ret != tt.wantRet {
+				t.Fatalf("ret = %d, want %d", ret, tt.wantRet)
+			}
+			if ret == Served {
+				if got := *out.EntryOut(); got != tt.want {
+					t.Errorf("entry out:\n got %+v\nwant %+v", got, tt.want)
+				}
+			} else if *out.XattrOut() != *tt.in.XattrOut() {
+				t.Errorf("program wrote the output of a request it did not serve")
+			}
+			if out.Opcode != tt.in.Opcode || out.NameLen != tt.in.NameLen || out.Nodeid != tt.in.Nodeid || out.Name != tt.in.Name {
+				t.Errorf("program changed the input part of the context")
+			}
+			for _, n := range []uint64{10, 11, 12} {
+				if got, want := servedLookups(t, f, n)-before[n], tt.wantServed[n]; got != want {
+					t.Errorf("served lookups of %d grew by %d, want %d", n, got, want)
+				}
+			}
+		})
+	}
+}
+
+func servedLookups(t *testing.T, f *FastPath, nodeid uint64) uint64 {
+	t.Helper()
+	n, err := f.ServedLookups(nodeid)
+	if err != nil {
+		t.Fatalf("ServedLookups(%d): %v", nodeid, err)
+	}
+	return n
+}
+
+func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
+	f := LoadForTest(t)
+	const parent, child = 1, 20
+	if err := f.PutAttr(child, testAttr(child), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutDentry(parent, "f", child, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutDentry(parent, "neg", 0, 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedLookups(t, f, child); got != 0 {
+		t.Fatalf("fresh counter = %d, want 0", got)
+	}
+	steps := []struct {
+		desc string
+		in   *Ctx
+		want uint64 // counter of child after the step
+	}{
+		{"positive lookup", mustLookupCtx(t, parent, "f"), 1},
+		{"positive lookup again", mustLookupCtx(t, parent, "f"), 2},
+		{"negative lookup", mustLookupCtx(t, parent, "neg"), 2},
+		{"missed lookup", mustLookupCtx(t, parent, "nothing"), 2},
+		{"getattr", GetattrCtx(child), 2},
+		{"positive lookup a third time", mustLookupCtx(t, parent, "f"), 3},
+	}
+	for _, s := range steps {
+		run(t, f, s.in)
+		if got := servedLookups(t, f, child); got != s.want {
+			t.Fatalf("after %s: served lookups = %d, want %d", s.desc, got, s.want)
+		}
+	}
+	// Attributes withdrawn: the lookup goes upcall and the count stays.
+	if err := f.DeleteAttr(child); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, f, mustLookupCtx(t, parent, "f")); ret != Upcall {
+		t.Fatalf("lookup after DeleteAttr: ret = %d, want Upcall", ret)
+	}
+	if got := servedLookups(t, f, child); got != 3 {
+		t.Fatalf("after an upcall: served lookups = %d, want 3", got)
+	}
+	// ForgetNode drops the counter; a new one starts at zero.
+	if err := f.ForgetNode(child); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedLookups(t, f, child); got != 0 {
+		t.Fatalf("after ForgetNode: served lookups = %d, want 0", got)
+	}
+	if err := f.PutAttr(child, testAttr(child), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	run(t, f, mustLookupCtx(t, parent, "f"))
+	if got := servedLookups(t, f, child); got != 1 {
+		t.Fatalf("after re-publishing: served lookups = %d, want 1", got)
+	}
+}
+
+func TestGetattr(t *testing.T) {
+	f := LoadForTest(t)
+	a := testAttr(30)
+	a.Mode, a.Rdev = unix.S_IFCHR|0o600, 0x0801
+	if err := f.PutAttr(30, a, 1234567891*time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutAttr(31, testAttr(31), 0); err != nil {
+		t.Fatal(err)
+	}
+	withFH := GetattrCtx(30)
+	withFH.GetattrFlags, withFH.Fh = 1, 99 // FUSE_GETATTR_FH: same attributes
+
+	tests := []struct {
+		desc    string
+		in      *Ctx
+		wantRet int32
+		want    AttrOut
+	}{
+		{"hit", GetattrCtx(30), Served, AttrOut{AttrValid: 1, AttrValidNsec: 234567891, Attr: a}},
+		{"hit with file handle", withFH, Served, AttrOut{AttrValid: 1, AttrValidNsec: 234567891, Attr: a}},
+		{"hit without validity", GetattrCtx(31), Served, AttrOut{Attr: testAttr(31)}},
+		{"miss", GetattrCtx(32), Upcall, AttrOut{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			ret, out := run(t, f, garbage(tt.in))
+			if ret != tt.wantRet {
+				t.Fatalf("ret = %d, want %d", ret, tt.wantRet)
+			}
+			if ret == Served {
+				if got := *out.AttrOut(); got != tt.want {
+					t.Errorf("attr out:\n got %+v\nwant %+v", got, tt.want)
+				}
+			}
+		})
+	}
+
+	if err := f.DeleteAttr(30); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, f, GetattrCtx(30)); ret != Upcall {
+		t.Errorf("getattr after DeleteAttr: ret = %d, want Upcall", ret)
+	}
+	if err := f.DeleteAttr(30); err != nil {
+		t.Errorf("deleting absent attributes: %v", err)
+	}
+}
+
+func TestGetxattr(t *testing.T) {
+	f := LoadForTest(t)
+	const node = 40
+	longName := "user." + strings.Repeat("x", NameMax-len("user."))
+	max := bytes.Repeat([]byte{0x5a}, XattrMax)
+	over := bytes.Repeat([]byte{0xa5}, XattrMax+44)
+	puts := []struct {
+		name  string
+		value []byte
+	}{
+		{"user.v", []byte("hello")},
+		{"security.capability", nil},
+		{"user.empty", []byte{}},
+		{"user.max", max},
+		{"user.over", over},
+		{longName, []byte("long")},
+		{"u", []byte("1")},
+	}
+	for _, p := range puts {
+		if err := f.PutXattr(node, p.name, p.value); err != nil {
+			t.Fatalf("PutXattr(%q): %v", p.name, err)
+		}
+	}
+	padded := func(b []byte) (v [XattrMax]uint8) {
+		copy(v[:], b)
+		return v
+	}
+	tests := []struct {
+		desc     string
+		node     uint64
+		name     string
+		size     uint32
+		wantRet  int32
+		wantSize uint32
+		wantVal  []byte // nil: value not checked (size query)
+	}{
+		{"value", node, "user.v", 100, Served, 5, []byte("hello")},
+		{"value, exact buffer", node, "user.v", 5, Served, 5, []byte("hello")},
+		{"size query", node, "user.v", 0, Served, 5, nil},
+		{"buffer too small", node, "user.v", 4, -int32(unix.ERANGE), 0, nil},
+		{"negative", node, "security.capability", 0, -int32(unix.ENODATA), 0, nil},
+		{"negative with buffer", node, "security.capability", 256, -int32(unix.ENODATA), 0, nil},
+		{"empty value, size query", node, "user.empty", 0, Served, 0, nil},
+		{"empty value", node, "user.empty", 10, Served, 0, []byte{}},
+		{"value of XattrMax bytes", node, "user.max", 4096, Served, XattrMax, max},
+		{"oversize, size query", node, "user.over", 0, Served, uint32(len(over)), nil},
+		{"oversize, buffer too small", node, "user.over", XattrMax, -int32(unix.ERANGE), 0, nil},
+		{"oversize value goes upcall", node, "user.over", 65536, Upcall, 0, nil},
+		{"name of 255 bytes", node, longName, 10, Served, 4, []byte("long")},
+		{"name of 1 byte", node, "u", 10, Served, 1, []byte("1")},
+		{"missing name", node, "user.none", 10, Upcall, 0, nil},
+		{"other inode", node + 1, "user.v", 10, Upcall, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			in := mustGetxattrCtx(t, tt.node, tt.name, tt.size)
+			ret, out := run(t, f, in)
+			if ret != tt.wantRet {
+				t.Fatalf("ret = %d, want %d", ret, tt.wantRet)
+			}
+			x := out.XattrOut()
+			if ret != Served {
+				if *x != *in.XattrOut() {
+					t.Errorf("program wrote the output of a request it did not serve")
+				}
+				return
+			}
+			if x.Size != tt.wantSize || x.Padding != 0 {
+				t.Errorf("size, padding = %d, %d; want %d, 0", x.Size, x.Padding, tt.wantSize)
+			}
+			if tt.wantVal != nil && x.Value != padded(tt.wantVal) {
+				t.Errorf("value = %q, want %q zero-padded", x.Value[:], tt.wantVal)
+			}
+		})
+	}
+}
+
+func TestDeleteThenMiss(t *testing.T) {
+	f := LoadForTest(t)
+	const parent, child, other = 1, 50, 51
+	for _, n := range []uint64{child, other} {
+		if err := f.PutAttr(n, testAttr(n), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.PutDentry(parent, "d", child, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"user.a", "user.b", "security.selinux"}
+	for _, n := range names {
+		if err := f.PutXattr(child, n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.PutXattr(other, "user.a", []byte("keep")); err != nil {
+		t.Fatal(err)
+	}
+
+	lookup := func() *Ctx { return mustLookupCtx(t, parent, "d") }
+	xattr := func(node uint64, name string) func() *Ctx {
+		return func() *Ctx { return mustGetxattrCtx(t, node, name, 100) }
+	}
+	steps := []struct {
+		desc   string
+		do     func() error
+		checks map[string]struct {
+			in   func() *Ctx
+			want int32
+		}
+	}{
+		{
+			desc: "all published",
+			do:   func() error { return nil },
+			checks: map[string]struct {
+				in   func() *Ctx
+				want int32
+			}{
+				"lookup": {lookup, Served}, "getattr": {func() *Ctx { return GetattrCtx(child) }, Served},
+				"user.a": {xattr(child, "user.a"), Served}, "user.b": {xattr(child, "user.b"), Served},
+				"other user.a": {xattr(other, "user.a"), Served},
+			},
+		},
+		{
+			desc: "DeleteDentry",
+			do:   func() error { return f.DeleteDentry(parent, "d") },
+			checks: map[string]struct {
+				in   func() *Ctx
+				want int32
+			}{
+				"lookup": {lookup, Upcall}, "getattr": {func() *Ctx { return GetattrCtx(child) }, Served},
+			},
+		},
+		{
+			desc: "DeleteXattr",
+			do:   func() error { return f.DeleteXattr(child, "user.a") },
+			checks: map[string]struct {
+				in   func() *Ctx
+				want int32
+			}{
+				"user.a": {xattr(child, "user.a"), Upcall}, "user.b": {xattr(child, "user.b"), Served},
+				"other user.a": {xattr(other, "user.a"), Served},
+			},
+		},
+		{
+			desc: "DeleteXattrs",
+			do:   func() error { return f.DeleteXattrs(child) },
+			checks: map[string]struct {
+				in   func() *Ctx
+				want int32
+			}{
+				"user.b": {xattr(child, "user.b"), Upcall}, "security.selinux": {xattr(child, "security.selinux"), Upcall},
+				"other user.a": {xattr(other, "user.a"), Served},
+			},
+		},
+		{
+			desc: "ForgetNode",
+			do:   func() error { return f.ForgetNode(other) },
+			checks: map[string]struct {
+				in   func() *Ctx
+				want int32
+			}{
+				"getattr other": {func() *Ctx { return GetattrCtx(other) }, Upcall},
+				"other user.a":  {xattr(other, "user.a"), Upcall},
+				"getattr":       {func() *Ctx { return GetattrCtx(child) }, Served},
+			},
+		},
+		{
+			desc: "deleting absent keys",
+			do: func() error {
+				return errors.Join(f.DeleteDentry(parent, "d"), f.DeleteXattr(child, "user.a"),
+					f.DeleteXattrs(child), f.DeleteAttr(999), f.ForgetNode(other), f.ForgetNode(12345))
+			},
+		},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.desc, err)
+		}
+		for name, c := range s.checks {
+			if ret, _ := run(t, f, c.in()); ret != c.want {
+				t.Errorf("after %s: %s: ret = %d, want %d", s.desc, name, ret, c.want)
+			}
+		}
+	}
+}
+
+func TestOtherOpcodesGoUpcall(t *testing.T) {
+	f := LoadForTest(t)
+	if err := f.PutAttr(60, testAttr(60), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []fuseop.Opcode{fuseop.Open, fuseop.Setattr, fuseop.Readdirplus, fuseop.Listxattr, fuseop.Statx, 0, 63, 64, fuseop.CuseInit} {
+		in := garbage(&Ctx{Opcode: uint32(op), Nodeid: 60})
+		ret, out := run(t, f, in)
+		if ret != Upcall {
+			t.Errorf("opcode %v: ret = %d, want Upcall", op, ret)
+		}
+		if *out != *in {
+			t.Errorf("opcode %v: program changed the context", op)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	f := LoadForTest(t)
+	if err := f.PutAttr(70, testAttr(70), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutDentry(1, "p", 70, 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutDentry(1, "n", 0, 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutXattr(70, "security.capability", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutXattr(70, "user.v", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 0 {
+		t.Fatalf("fresh Stats() = %v, want empty", st)
+	}
+	ins := []*Ctx{
+		mustLookupCtx(t, 1, "p"), mustLookupCtx(t, 1, "p"), mustLookupCtx(t, 1, "n"), mustLookupCtx(t, 1, "x"),
+		GetattrCtx(70), GetattrCtx(71), GetattrCtx(72),
+		mustGetxattrCtx(t, 70, "security.capability", 0), mustGetxattrCtx(t, 70, "user.v", 0),
+		mustGetxattrCtx(t, 70, "user.v", 100), mustGetxattrCtx(t, 70, "user.x", 100),
+		{Opcode: uint32(fuseop.Open)}, {Opcode: uint32(fuseop.CuseInit)}, {Opcode: 1000},
+	}
+	for _, in := range ins {
+		run(t, f, in)
+	}
+	want := Stats{
+		fuseop.Lookup:   {Hits: 3, Misses: 1},
+		fuseop.Getattr:  {Hits: 1, Misses: 2},
+		fuseop.Getxattr: {Hits: 3, Misses: 1},
+		fuseop.Open:     {Misses: 1},
+		0:               {Misses: 2},
+	}
+	st, err = f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != len(want) {
+		t.Errorf("Stats() has %d opcodes, want %d: %v", len(st), len(want), st)
+	}
+	for op, w := range want {
+		if st[op] != w {
+			t.Errorf("Stats()[%v] = %+v, want %+v", op, st[op], w)
+		}
+	}
+}
+
+func TestPutRejectsBadInput(t *testing.T) {
+	f := LoadForTest(t)
+	tests := []struct {
+		desc string
+		err  error
+	}{
+		{"attr of another inode", f.PutAttr(1, testAttr(2), time.Second)},
+		{"empty dentry name", f.PutDentry(1, "", 2, 0, time.Second)},
+		{"dentry name of 256 bytes", f.PutDentry(1, strings.Repeat("a", 256), 2, 0, time.Second)},
+		{"dentry name with NUL", f.PutDentry(1, "a\x00b", 2, 0, time.Second)},
+		{"xattr name of 256 bytes", f.PutXattr(1, strings.Repeat("a", 256), []byte("v"))},
+		{"empty xattr name", f.PutXattr(1, "", nil)},
+	}
+	for _, tt := range tests {
+		if tt.err == nil {
+			t.Errorf("%s: no error", tt.desc)
+		}
+	}
+	if _, err := LookupCtx(1, strings.Repeat("a", 256)); err == nil {
+		t.Errorf("LookupCtx with a 256-byte name: no error")
+	}
+}
+
+func TestAttachWithoutConnection(t *testing.T) {
+	f := LoadForTest(t)
+	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+	defer dev.Close()
+	// A /dev/fuse fd without a mount has no connection: a patched kernel
+	// must refuse, a stock kernel does not know the ioctl (ENOTTY).
+	err = f.Attach(int(dev.Fd()))
+	if err == nil {
+		t.Fatal("Attach to an unmounted /dev/fuse fd succeeded")
+	}
+	if errors.Is(err, unix.ENOTTY) && !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ENOTTY not reported as ErrUnavailable: %v", err)
+	}
+	t.Logf("Attach: %v", err)
+}

@@ -1,0 +1,62 @@
+package reqstats
+
+import (
+	"strings"
+	"testing"
+)
+
+const mountinfoSample = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 22 0:45 / /mnt/plain rw,nosuid,nodev,relatime shared:20 - fuse reqstatstest rw,user_id=0,group_id=0
+41 22 0:46 / /mnt/with\040space rw,relatime shared:21 - fuse.cryptfs /cipher rw,user_id=0,group_id=0
+42 22 0:47 / /mnt/stacked rw,relatime shared:22 - fuse a rw,user_id=0,group_id=0
+43 42 0:48 / /mnt/stacked rw,relatime shared:23 - fuse.cryptfs b rw,user_id=0,group_id=0
+44 22 8:17 / /mnt/blk rw,relatime shared:24 - fuseblk /dev/sdb1 rw,user_id=0,group_id=0
+45 22 0:30 / /mnt/tmp rw,relatime shared:25 - tmpfs tmpfs rw
+46 22 4095:1048575 / /mnt/maxdev rw,relatime shared:26 - fuse x rw
+47 22 0:50 / /mnt/optional rw,relatime shared:27 master:3 unbindable - fuse y rw
+`
+
+func TestDeviceOf(t *testing.T) {
+	tests := []struct {
+		mountpoint string
+		want       uint32
+		wantErr    string
+	}{
+		{"/mnt/plain", 45, ""},
+		{"/mnt/with space", 46, ""},
+		{"/mnt/stacked", 48, ""},
+		{"/mnt/blk", 8<<20 | 17, ""},
+		{"/mnt/maxdev", 0xffffffff, ""},
+		{"/mnt/optional", 50, ""},
+		{"/mnt/tmp", 0, "not FUSE"},
+		{"/", 0, "not FUSE"},
+		{"/mnt/none", 0, "not a mount point"},
+		{"/mnt/with\\040space", 0, "not a mount point"},
+	}
+	for _, tt := range tests {
+		got, err := deviceOf(strings.NewReader(mountinfoSample), tt.mountpoint)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("deviceOf(%q) = %d, %v; want error containing %q", tt.mountpoint, got, err, tt.wantErr)
+			}
+		case err != nil || got != tt.want:
+			t.Errorf("deviceOf(%q) = %d, %v; want %d", tt.mountpoint, got, err, tt.want)
+		}
+	}
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`/plain`, `/plain`},
+		{`/a\040b`, `/a b`},
+		{`/tab\011nl\012bs\134`, "/tab\tnl\nbs\\"},
+		{`/short\04`, `/short\04`},
+		{`/not\089octal`, `/not\089octal`},
+	}
+	for _, tt := range tests {
+		if got := unescapeMountinfo(tt.in); got != tt.want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
