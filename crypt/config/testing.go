@@ -1,0 +1,22 @@
+package config
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// CreateTestConfig creates a config in dir with InsecureTestKDF (fast, far
+// below the floor) for tests in other packages. It returns the config path,
+// the config and the master key.
+func CreateTestConfig(tb testing.TB, dir string, password []byte, opts CreateOptions) (string, *Config, []byte) {
+	tb.Helper()
+	kdf := InsecureTestKDF()
+	opts.KDF = &kdf
+	opts.AllowWeakKDF = true
+	path := filepath.Join(dir, FileName)
+	c, master, err := Create(path, password, opts)
+	if err != nil {
+		tb.Fatalf("config.Create: %v", err)
+	}
+	return path, c, master
+}

@@ -1,0 +1,25 @@
+// Package crypt implements the cryptfs on-disk format, version 1: key
+// derivation, file content blocks, file names (with long-name sidecars),
+// extended attributes and symlink targets. docs/format.md is the byte-exact
+// specification; this package is its reader and writer.
+//
+// What it promises:
+//
+//   - Every decoder is strict. A ciphertext is accepted only if it is exactly
+//     what the encoder produces for some plaintext under this key: canonical
+//     base64, exact lengths, exact zero padding, valid authentication tag.
+//     Anything else fails with an error wrapping [ErrAuth]. The one documented
+//     exception is the hole rule of [Suite.OpenBlock].
+//   - Content blocks are bound to their file (file ID) and position (block
+//     number); names are bound to their directory (directory IV); extended
+//     attribute values are bound to their attribute name.
+//   - Encrypted names and lower names never contain '.', so they cannot
+//     collide with the reserved names ([ReservedPrefix], "longname.*",
+//     "cryptfs.conf").
+//   - A [Suite] is safe for concurrent use. Sealing and opening a content
+//     block does not allocate when dst has enough capacity.
+//   - Errors never contain key material, plaintext names or contents.
+//
+// The package does no file I/O. Key wrapping, the config file and recovery
+// keys live in the config subpackage.
+package crypt
