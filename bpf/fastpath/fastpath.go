@@ -369,12 +369,19 @@ func (f *FastPath) Stats() (Stats, error) {
 // returns its return value (Served, Upcall or a negative errno) and the
 // context as the program left it.
 func (f *FastPath) Run(in *Ctx) (ret int32, out *Ctx, err error) {
+	return RunProgram(f.objs.FuseFastpath, in)
+}
+
+// RunProgram is Run for a fast-path program obtained elsewhere, e.g. the
+// one a running daemon loaded (ebpf.NewProgramFromID), together with the
+// maps that daemon fills.
+func RunProgram(p *ebpf.Program, in *Ctx) (ret int32, out *Ctx, err error) {
 	// The context travels as raw bytes: encoding/binary would zero the
 	// blank padding field that stands for the larger union members.
 	out = new(Ctx)
 	*out = *in
 	buf := ctxBytes(out)
-	r, err := f.objs.FuseFastpath.Run(&ebpf.RunOptions{Context: buf, ContextOut: buf})
+	r, err := p.Run(&ebpf.RunOptions{Context: buf, ContextOut: buf})
 	if err != nil {
 		return 0, nil, fmt.Errorf("fastpath: test run: %w", err)
 	}

@@ -1,0 +1,13 @@
+// Command cryptfs creates, mounts and checks cryptfs encrypted directories.
+//
+// See `cryptfs help` and the README. Exit codes are listed in exitcodes.go
+// and in `cryptfs help exit-codes`.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	os.Exit(Main())
+}

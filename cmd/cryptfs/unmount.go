@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cryptfs/cryptfs/control"
+)
+
+func newUnmount(e env) *cobra.Command {
+	var lazy bool
+	c := &cobra.Command{
+		Use:     "unmount [flags] MOUNTPOINT",
+		Aliases: []string{"umount"},
+		Short:   "Unmount and wait for the daemon to exit (its keys are wiped)",
+		Args:    args(1),
+		RunE: func(c *cobra.Command, a []string) error {
+			mnt, err := filepath.Abs(a[0])
+			if err != nil {
+				return err
+			}
+			dev, err := control.Device(mnt)
+			if err != nil {
+				return withCode(exitNotMounted, "%s is not a cryptfs mount", mnt)
+			}
+			pid := 0
+			if st, err := control.GetStatus(dev); err == nil {
+				pid = st.PID
+			}
+			if err := unmount(mnt, lazy); err != nil {
+				if pid == 0 {
+					// A dead daemon's mount: cut the connection, then detach.
+					abortConnection(dev)
+					err = unmount(mnt, true)
+				}
+				if err != nil {
+					return fmt.Errorf("%w (files still open? close them or use --lazy)", err)
+				}
+			}
+			if pid != 0 && !lazy {
+				deadline := time.Now().Add(30 * time.Second)
+				for processAlive(pid) {
+					if time.Now().After(deadline) {
+						return fmt.Errorf("unmounted, but the daemon (pid %d) has not exited", pid)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&lazy, "lazy", false, "detach now even if busy; the daemon exits when the last file is closed")
+	return c
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	if err != nil {
+		return false
+	}
+	// A zombie child of ours counts as gone.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] == ')' && i+2 < len(b) {
+			return b[i+2] != 'Z'
+		}
+	}
+	return true
+}
+
+// abortConnection aborts a FUSE connection through fusectl, which frees
+// processes stuck on a dead daemon.
+func abortConnection(dev uint32) {
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(ctl + "/" + fmt.Sprint(dev)); err != nil {
+		syscall.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, dev), []byte("1"), 0)
+}

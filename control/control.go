@@ -1,0 +1,234 @@
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status describes a running mount.
+type Status struct {
+	PID        int       `json:"pid"`
+	Mountpoint string    `json:"mountpoint"`
+	CipherDir  string    `json:"cipher_dir"`
+	Tier       string    `json:"fast_path"`
+	TierReason string    `json:"fast_path_reason,omitempty"`
+	ReadOnly   bool      `json:"read_only"`
+	Device     uint32    `json:"device"` // FUSE connection (major<<20|minor)
+	Started    time.Time `json:"started"`
+	LogFile    string    `json:"log_file,omitempty"`
+	// BPFProgramID is the kernel ID of the fast-path program whose maps
+	// the daemon fills (ebpf tier); tests open it to run it directly.
+	BPFProgramID uint32 `json:"bpf_program_id,omitempty"`
+}
+
+// OpFigures are one opcode's request figures.
+type OpFigures struct {
+	Opcode    string   `json:"opcode"`
+	Upcalls   uint64   `json:"upcalls"`          // requests that reached user space
+	Daemon    uint64   `json:"daemon"`           // requests the file system handled (jacobsa/fuse answers INIT and a few others itself)
+	Errors    uint64   `json:"errors,omitempty"` // of those, failed (not ENOENT/ENODATA)
+	FastHits  uint64   `json:"fast_path_hits"`   // answered in the kernel (ebpf tier)
+	Histogram []uint64 `json:"latency_log2_ns"`  // bucket i: [2^i, 2^(i+1)) ns
+	P50, P99  float64  `json:"-"`                // filled by clients
+}
+
+// Stats is the reply to a stats request.
+type Stats struct {
+	// Source says who counted the upcalls and their latency: "tracepoint"
+	// (the eBPF program on fuse_request_send/end) or "daemon" (kernels
+	// without those tracepoints, e.g. 6.1).
+	Source string      `json:"source"`
+	Ops    []OpFigures `json:"ops"`
+}
+
+// Handler answers requests.
+type Handler interface {
+	Status() Status
+	Stats() Stats
+}
+
+type request struct {
+	Cmd string `json:"cmd"`
+}
+
+// Dir returns the runtime directory for sockets.
+func Dir() string {
+	if os.Geteuid() == 0 {
+		return "/run/cryptfs"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "cryptfs")
+	}
+	return filepath.Join(os.TempDir(), "cryptfs-"+strconv.Itoa(os.Geteuid()))
+}
+
+// SocketPath returns the socket path of the connection with device dev.
+func SocketPath(dev uint32) string {
+	return filepath.Join(Dir(), fmt.Sprintf("%d-%d.sock", dev>>20, dev&(1<<20-1)))
+}
+
+// Serve listens on the socket for dev and answers until Close.
+type Server struct {
+	l    net.Listener
+	path string
+}
+
+// Listen creates the socket for dev.
+func Listen(dev uint32, h Handler) (*Server, error) {
+	if err := os.MkdirAll(Dir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", Dir(), err)
+	}
+	path := SocketPath(dev)
+	os.Remove(path) // a stale socket of a dead daemon for a reused device number
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	s := &Server{l: l, path: path}
+	go s.serve(h)
+	return s, nil
+}
+
+func (s *Server) serve(h Handler) {
+	for {
+		c, err := s.l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(c).ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			var req request
+			if json.Unmarshal(line, &req) != nil {
+				return
+			}
+			var reply any
+			switch req.Cmd {
+			case "status":
+				reply = h.Status()
+			case "stats":
+				reply = h.Stats()
+			default:
+				reply = map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
+			}
+			json.NewEncoder(c).Encode(reply)
+		}()
+	}
+}
+
+// Close stops serving and removes the socket.
+func (s *Server) Close() error {
+	err := s.l.Close()
+	os.Remove(s.path)
+	return err
+}
+
+// ErrNoDaemon means no daemon answers for the mount.
+var ErrNoDaemon = errors.New("no cryptfs daemon answers for this mount")
+
+func call(dev uint32, cmd string, out any) error {
+	c, err := net.DialTimeout("unix", SocketPath(dev), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", ErrNoDaemon, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "{\"cmd\":%q}\n", cmd); err != nil {
+		return err
+	}
+	return json.NewDecoder(c).Decode(out)
+}
+
+// GetStatus asks the daemon of connection dev for its status.
+func GetStatus(dev uint32) (Status, error) {
+	var s Status
+	err := call(dev, "status", &s)
+	return s, err
+}
+
+// GetStats asks the daemon of connection dev for its request figures.
+func GetStats(dev uint32) (Stats, error) {
+	var s Stats
+	err := call(dev, "stats", &s)
+	return s, err
+}
+
+// Device returns the FUSE connection number (major<<20|minor) of the
+// mount at mountpoint, from /proc/self/mountinfo, without touching the
+// mount itself. It fails if mountpoint is not a cryptfs mount.
+func Device(mountpoint string) (uint32, error) {
+	abs, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return 0, err
+	}
+	abs = filepath.Clean(abs)
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	var dev uint32
+	found := false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		if unescape(f[4]) != abs {
+			continue
+		}
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(f) || !strings.HasPrefix(f[sep+1], "fuse") {
+			continue
+		}
+		var major, minor uint32
+		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err != nil {
+			continue
+		}
+		dev, found = major<<20|minor, true // the last mount on top wins
+	}
+	if !found {
+		return 0, fmt.Errorf("%s is not a FUSE mount", abs)
+	}
+	return dev, nil
+}
+
+// unescape decodes mountinfo's octal escapes (\040 for space, ...).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

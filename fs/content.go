@@ -1,0 +1,420 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+)
+
+// content reads and writes the plaintext of one lower file block by block.
+// It is built per operation by the caller, which holds the inode lock
+// (shared for reads, exclusive for anything that writes) and has filled in
+// the current plaintext size and file ID.
+type content struct {
+	suite *crypt.Suite
+	fd    int          // lower file descriptor (O_RDWR, or O_RDONLY for reads)
+	id    crypt.FileID // valid when hasID
+	hasID bool         // the lower file has a header
+	size  uint64       // plaintext size
+}
+
+// errShortLower reports a lower file shorter than its size promised, for
+// example because it changed behind the daemon's back.
+var errShortLower = errors.New("lower file shorter than expected")
+
+// loadContent reads the header and size of the lower file behind fd.
+func loadContent(s *crypt.Suite, fd int) (*content, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("fstat: %w", err)
+	}
+	c := &content{suite: s, fd: fd}
+	size, err := crypt.PlainSize(uint64(st.Size))
+	if err != nil {
+		return nil, err
+	}
+	c.size = size
+	if st.Size == 0 {
+		return c, nil
+	}
+	var hdr [crypt.HeaderLen]byte
+	if err := preadFull(fd, hdr[:], 0); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	id, err := crypt.ParseHeader(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	c.id, c.hasID = id, true
+	return c, nil
+}
+
+// ensureHeader writes a fresh header to an empty lower file.
+func (c *content) ensureHeader() error {
+	if c.hasID {
+		return nil
+	}
+	id, err := crypt.NewFileID()
+	if err != nil {
+		return err
+	}
+	var hdr [crypt.HeaderLen]byte
+	if err := pwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+	c.id, c.hasID = id, true
+	return nil
+}
+
+// blockLen is the plaintext length of block b in a file of the given size.
+func blockLen(b, size uint64) int {
+	start := b * crypt.BlockSize
+	if start >= size {
+		return 0
+	}
+	return int(min(crypt.BlockSize, size-start))
+}
+
+// ReadAt fills dst with plaintext from offset off and returns the number of
+// bytes read (short only at end of file).
+func (c *content) ReadAt(dst []byte, off uint64) (int, error) {
+	if off >= c.size || len(dst) == 0 {
+		return 0, nil
+	}
+	end := min(off+uint64(len(dst)), c.size)
+	first, last := off/crypt.BlockSize, (end-1)/crypt.BlockSize
+	cOff := crypt.BlockOffset(first)
+	cLen := int(crypt.CipherSize(c.size) - cOff)
+	cLen = min(cLen, int(last-first+1)*crypt.CipherBlockSize)
+
+	buf := getBuf(cLen)
+	defer putBuf(buf)
+	if err := preadFull(c.fd, buf, int64(cOff)); err != nil {
+		return 0, err
+	}
+	n := int(end - off)
+	err := parallel(int(last-first+1), func(i int) error {
+		b := first + uint64(i)
+		stored := buf[i*crypt.CipherBlockSize : min((i+1)*crypt.CipherBlockSize, len(buf))]
+		bStart := b * crypt.BlockSize
+		// Fast path: the whole block lands in dst.
+		if bStart >= off && bStart+uint64(blockLen(b, c.size)) <= end {
+			at := int(bStart - off)
+			if _, err := c.suite.OpenBlock(dst[at:at], stored, c.id, b); err != nil {
+				return err
+			}
+			return nil
+		}
+		var tmp [crypt.BlockSize]byte
+		plain, err := c.suite.OpenBlock(tmp[:0], stored, c.id, b)
+		if err != nil {
+			return err
+		}
+		lo := max(off, bStart) - bStart
+		hi := min(end, bStart+uint64(len(plain))) - bStart
+		copy(dst[max(off, bStart)-off:], plain[lo:hi])
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// oldBlock returns the current plaintext of block b (nil past the end).
+func (c *content) oldBlock(b uint64, buf []byte) ([]byte, error) {
+	n := blockLen(b, c.size)
+	if n == 0 {
+		return nil, nil
+	}
+	stored := make([]byte, n+crypt.BlockOverhead)
+	if err := preadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+		return nil, err
+	}
+	return c.suite.OpenBlock(buf[:0], stored, c.id, b)
+}
+
+// rewriteBlock re-encrypts block b with plaintext p at its place.
+func (c *content) rewriteBlock(b uint64, p []byte) error {
+	out, err := c.suite.SealBlock(make([]byte, 0, len(p)+crypt.BlockOverhead), p, c.id, b)
+	if err != nil {
+		return err
+	}
+	return pwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
+}
+
+// padLastBlock makes the current partial last block cover [its start, upTo)
+// with zeros after the old data, so the file can grow past it.
+func (c *content) padLastBlock(upTo uint64) error {
+	if c.size%crypt.BlockSize == 0 {
+		return nil
+	}
+	b := c.size / crypt.BlockSize
+	var tmp [crypt.BlockSize]byte
+	old, err := c.oldBlock(b, tmp[:])
+	if err != nil {
+		return err
+	}
+	n := int(min(crypt.BlockSize, upTo-b*crypt.BlockSize))
+	p := tmp[:n]
+	clear(p[len(old):])
+	return c.rewriteBlock(b, p)
+}
+
+// WriteAt writes data at off, growing the file as needed.
+func (c *content) WriteAt(data []byte, off uint64) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if err := c.ensureHeader(); err != nil {
+		return err
+	}
+	end := off + uint64(len(data))
+	first, last := off/crypt.BlockSize, (end-1)/crypt.BlockSize
+	// A partial last block before the written range must become full first.
+	if c.size%crypt.BlockSize != 0 && c.size/crypt.BlockSize < first {
+		if err := c.padLastBlock(first * crypt.BlockSize); err != nil {
+			return err
+		}
+	}
+	newSize := max(c.size, end)
+
+	// Plaintext of the first and last blocks when the write covers them
+	// only partly: old content overlaid with the new bytes.
+	var headBuf, tailBuf [crypt.BlockSize]byte
+	merged := func(b uint64, buf []byte) ([]byte, error) {
+		n := blockLen(b, newSize)
+		old, err := c.oldBlock(b, buf)
+		if err != nil {
+			return nil, err
+		}
+		p := buf[:n]
+		clear(p[len(old):])
+		bStart := b * crypt.BlockSize
+		lo := max(off, bStart)
+		hi := min(end, bStart+uint64(n))
+		copy(p[lo-bStart:hi-bStart], data[lo-off:hi-off])
+		return p, nil
+	}
+	nblocks := int(last - first + 1)
+	plain := func(i int) []byte { // the block fully covered by data
+		b := first + uint64(i)
+		bStart := b * crypt.BlockSize
+		return data[bStart-off : bStart-off+uint64(blockLen(b, newSize))]
+	}
+	var head, tail []byte
+	covered := func(b uint64) bool {
+		bStart := b * crypt.BlockSize
+		return bStart >= off && bStart+uint64(blockLen(b, newSize)) <= end
+	}
+	var err error
+	if !covered(first) {
+		if head, err = merged(first, headBuf[:]); err != nil {
+			return err
+		}
+	}
+	if last != first && !covered(last) {
+		if tail, err = merged(last, tailBuf[:]); err != nil {
+			return err
+		}
+	}
+
+	// Encrypt every block into one contiguous buffer and write it at once.
+	outLen := (nblocks-1)*crypt.CipherBlockSize + blockLen(last, newSize) + crypt.BlockOverhead
+	out := getBuf(outLen)
+	defer putBuf(out)
+	err = parallel(nblocks, func(i int) error {
+		b := first + uint64(i)
+		var p []byte
+		switch {
+		case i == 0 && head != nil:
+			p = head
+		case i == nblocks-1 && tail != nil:
+			p = tail
+		default:
+			p = plain(i)
+		}
+		at := i * crypt.CipherBlockSize
+		_, err := c.suite.SealBlock(out[at:at], p, c.id, b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := pwriteFull(c.fd, out, int64(crypt.BlockOffset(first))); err != nil {
+		return err
+	}
+	c.size = newSize
+	return nil
+}
+
+// Truncate sets the plaintext size. Growing leaves holes (all-zero stored
+// blocks); shrinking into a block re-encrypts the block's remaining part.
+func (c *content) Truncate(size uint64) error {
+	switch {
+	case size == c.size:
+		return nil
+	case size == 0:
+		if err := unix.Ftruncate(c.fd, 0); err != nil {
+			return fmt.Errorf("ftruncate: %w", err)
+		}
+		c.hasID = false
+	case size > c.size:
+		if err := c.ensureHeader(); err != nil {
+			return err
+		}
+		if err := c.padLastBlock(size); err != nil {
+			return err
+		}
+		if err := unix.Ftruncate(c.fd, int64(crypt.CipherSize(size))); err != nil {
+			return fmt.Errorf("ftruncate: %w", err)
+		}
+	default:
+		if rem := size % crypt.BlockSize; rem != 0 {
+			b := size / crypt.BlockSize
+			var tmp [crypt.BlockSize]byte
+			old, err := c.oldBlock(b, tmp[:])
+			if err != nil {
+				return err
+			}
+			if err := unix.Ftruncate(c.fd, int64(crypt.CipherSize(size))); err != nil {
+				return fmt.Errorf("ftruncate: %w", err)
+			}
+			if err := c.rewriteBlock(b, old[:rem]); err != nil {
+				return err
+			}
+		} else if err := unix.Ftruncate(c.fd, int64(crypt.CipherSize(size))); err != nil {
+			return fmt.Errorf("ftruncate: %w", err)
+		}
+	}
+	c.size = size
+	return nil
+}
+
+// Allocate implements plain fallocate (grow with allocated zeros) and
+// FALLOC_FL_KEEP_SIZE (allocate lower space only).
+func (c *content) Allocate(off, length uint64, keepSize bool) error {
+	end := off + length
+	if keepSize {
+		cEnd := crypt.BlockOffset((end + crypt.BlockSize - 1) / crypt.BlockSize)
+		cOff := crypt.BlockOffset(off / crypt.BlockSize)
+		if err := unix.Fallocate(c.fd, unix.FALLOC_FL_KEEP_SIZE, int64(cOff), int64(cEnd-cOff)); err != nil {
+			return fmt.Errorf("fallocate: %w", err)
+		}
+		return nil
+	}
+	if end > c.size {
+		if err := c.ensureHeader(); err != nil {
+			return err
+		}
+		if err := c.padLastBlock(end); err != nil {
+			return err
+		}
+	}
+	cOff := crypt.BlockOffset(off / crypt.BlockSize)
+	cEnd := max(crypt.CipherSize(end), crypt.CipherSize(c.size))
+	if end <= c.size {
+		cEnd = min(crypt.BlockOffset((end+crypt.BlockSize-1)/crypt.BlockSize), crypt.CipherSize(c.size))
+	}
+	if cEnd > cOff {
+		if err := unix.Fallocate(c.fd, 0, int64(cOff), int64(cEnd-cOff)); err != nil {
+			return fmt.Errorf("fallocate: %w", err)
+		}
+	}
+	c.size = max(c.size, end)
+	return nil
+}
+
+// parallel runs fn for i in [0, n), spreading large batches over all cores.
+func parallel(n int, fn func(i int) error) error {
+	const minPerWorker = 16 // blocks; smaller batches are not worth a goroutine
+	workers := min(runtime.GOMAXPROCS(0), n/minPerWorker)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	per := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				if err := fn(i); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// Buffers for whole requests (up to MaxWrite of plaintext plus overhead).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, maxRequestCipher); return &b }}
+
+const maxRequestCipher = (maxRequestBytes/crypt.BlockSize + 2) * crypt.CipherBlockSize
+
+func getBuf(n int) []byte {
+	if n > maxRequestCipher {
+		return make([]byte, n)
+	}
+	return (*bufPool.Get().(*[]byte))[:n]
+}
+
+func putBuf(b []byte) {
+	if cap(b) != maxRequestCipher {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
+
+// preadFull reads exactly len(p) bytes at off.
+func preadFull(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pread(fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pread: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("pread at %d: %w (%w)", off, errShortLower, io.ErrUnexpectedEOF)
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// pwriteFull writes all of p at off.
+func pwriteFull(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pwrite(fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pwrite: %w", err)
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}

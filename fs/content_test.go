@@ -1,0 +1,206 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+)
+
+func testSuite(t testing.TB) *crypt.Suite {
+	t.Helper()
+	key := bytes.Repeat([]byte{7}, crypt.KeyLen)
+	s, err := crypt.New(key, crypt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Wipe)
+	return s
+}
+
+func openLower(t testing.TB) (int, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "lower")
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd, path
+}
+
+// TestContentModel applies random writes, truncates and allocations to a
+// real lower file through the block engine and to a byte slice, and
+// compares every read, the plaintext size and the lower size after each
+// step. Offsets cluster around block boundaries.
+func TestContentModel(t *testing.T) {
+	s := testSuite(t)
+	for seed := int64(1); seed <= 20; seed++ {
+		fd, _ := openLower(t)
+		rng := rand.New(rand.NewSource(seed))
+		var model []byte
+		offset := func() uint64 {
+			switch rng.Intn(4) {
+			case 0:
+				return uint64(rng.Intn(5*crypt.BlockSize + 1))
+			case 1, 2: // a block boundary, one before or one after it
+				b := uint64(rng.Intn(40)+1) * crypt.BlockSize
+				return b + uint64(rng.Intn(3)) - 1
+			default:
+				return uint64(rng.Intn(300 * crypt.BlockSize))
+			}
+		}
+		for step := 0; step < 300; step++ {
+			c, err := loadContent(s, fd)
+			if err != nil {
+				t.Fatalf("seed %d step %d: load: %v", seed, step, err)
+			}
+			if c.size != uint64(len(model)) {
+				t.Fatalf("seed %d step %d: size %d, model %d", seed, step, c.size, len(model))
+			}
+			switch op := rng.Intn(10); {
+			case op < 5: // write
+				off := offset()
+				data := make([]byte, rng.Intn(3*crypt.BlockSize+2)+1)
+				rng.Read(data)
+				if err := c.WriteAt(data, off); err != nil {
+					t.Fatalf("seed %d step %d: write %d@%d: %v", seed, step, len(data), off, err)
+				}
+				if end := int(off) + len(data); end > len(model) {
+					model = append(model, make([]byte, end-len(model))...)
+				}
+				copy(model[off:], data)
+			case op < 7: // truncate
+				size := offset()
+				if err := c.Truncate(size); err != nil {
+					t.Fatalf("seed %d step %d: truncate %d: %v", seed, step, size, err)
+				}
+				if int(size) < len(model) {
+					model = model[:size]
+				} else {
+					model = append(model, make([]byte, int(size)-len(model))...)
+				}
+			case op < 8: // fallocate
+				off, n := offset(), uint64(rng.Intn(2*crypt.BlockSize)+1)
+				keep := rng.Intn(2) == 0
+				if err := c.Allocate(off, n, keep); err != nil {
+					t.Fatalf("seed %d step %d: allocate: %v", seed, step, err)
+				}
+				if end := int(off + n); !keep && end > len(model) {
+					model = append(model, make([]byte, end-len(model))...)
+				}
+			default: // read
+				off := offset()
+				buf := make([]byte, rng.Intn(4*crypt.BlockSize)+1)
+				n, err := c.ReadAt(buf, off)
+				if err != nil {
+					t.Fatalf("seed %d step %d: read: %v", seed, step, err)
+				}
+				var want []byte
+				if int(off) < len(model) {
+					want = model[off:min(int(off)+len(buf), len(model))]
+				}
+				if !bytes.Equal(buf[:n], want) {
+					t.Fatalf("seed %d step %d: read %d@%d differs from the model", seed, step, len(buf), off)
+				}
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := uint64(st.Size), crypt.CipherSize(uint64(len(model))); got != want && !(len(model) == 0 && got == crypt.HeaderLen) {
+				t.Fatalf("seed %d step %d: lower size %d, want %d", seed, step, got, want)
+			}
+		}
+	}
+}
+
+// TestContentTamper: a flipped byte in any block fails that block only.
+func TestContentTamper(t *testing.T) {
+	s := testSuite(t)
+	fd, path := openLower(t)
+	c, _ := loadContent(s, fd)
+	data := bytes.Repeat([]byte("abcdefgh"), 3*crypt.BlockSize/8+100)
+	if err := c.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	raw[crypt.BlockOffset(1)+50] ^= 0x80
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadContent(s, fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, crypt.BlockSize)
+	if _, err := c.ReadAt(buf, 0); err != nil {
+		t.Errorf("block 0: %v", err)
+	}
+	if _, err := c.ReadAt(buf, crypt.BlockSize); !errors.Is(err, crypt.ErrAuth) {
+		t.Errorf("tampered block 1: %v, want ErrAuth", err)
+	}
+	if _, err := c.ReadAt(buf, 2*crypt.BlockSize); err != nil {
+		t.Errorf("block 2: %v", err)
+	}
+	// A partial write into the tampered block must not launder it.
+	if err := c.WriteAt([]byte("x"), crypt.BlockSize+10); !errors.Is(err, crypt.ErrAuth) {
+		t.Errorf("read-modify-write of a tampered block: %v, want ErrAuth", err)
+	}
+}
+
+// TestSparseStaysSparse: growing a file leaves holes in the lower file.
+func TestSparseStaysSparse(t *testing.T) {
+	s := testSuite(t)
+	fd, _ := openLower(t)
+	c, _ := loadContent(s, fd)
+	if err := c.WriteAt([]byte("end"), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	unix.Fstat(fd, &st)
+	if st.Blocks*512 > 1<<20 {
+		t.Errorf("a 1 GiB sparse file allocates %d bytes in the lower file", st.Blocks*512)
+	}
+	buf := make([]byte, 8192)
+	c, _ = loadContent(s, fd)
+	if n, err := c.ReadAt(buf, 1<<29); err != nil || n != len(buf) || !bytes.Equal(buf, make([]byte, len(buf))) {
+		t.Errorf("hole read: %d %v", n, err)
+	}
+}
+
+func BenchmarkWrite1MiB(b *testing.B) {
+	s := testSuite(b)
+	fd, _ := openLower(b)
+	c, _ := loadContent(s, fd)
+	data := make([]byte, 1<<20)
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		if err := c.WriteAt(data, uint64(i%64)<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRead1MiB(b *testing.B) {
+	s := testSuite(b)
+	fd, _ := openLower(b)
+	c, _ := loadContent(s, fd)
+	data := make([]byte, 1<<20)
+	for i := 0; i < 64; i++ {
+		c.WriteAt(data, uint64(i)<<20)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.ReadAt(data, uint64(i%64)<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

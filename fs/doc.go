@@ -1,0 +1,23 @@
+// Package fs is the cryptfs slow path: a github.com/jacobsa/fuse file
+// system that keeps every file encrypted in a lower ("cipher") directory,
+// using the codecs of package crypt and the metadata cache of package meta.
+//
+// What it promises:
+//
+//   - One lower file per plaintext file, in the same directory shape. The
+//     FUSE node ID (and so st_ino) is the lower inode number, stable across
+//     mounts; hard links stay hard links and share one file ID.
+//   - Every lower name is resolved relative to a directory descriptor with
+//     O_NOFOLLOW/AT_SYMLINK_NOFOLLOW: a symlink placed in the cipher tree
+//     never leads the daemon outside it. Directories are held as O_PATH
+//     descriptors while the kernel knows them; other inodes are reached by
+//     their (directory, name) links and checked by inode number.
+//   - Errors reach the kernel as the errno of the failed lower call. Data
+//     that fails authentication gives EIO and exactly one error log line
+//     naming the cipher path; a panic fails one request with EIO.
+//   - Writes are read-modify-write of whole 4 KiB blocks under the inode's
+//     exclusive lock; reads share it. Large requests encrypt and decrypt
+//     their blocks on all cores.
+//   - The lower directory is assumed to change only through this daemon
+//     while mounted (see package meta for what the caches rely on).
+package fs

@@ -1,0 +1,400 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/jacobsa/fuse/fuseops"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+)
+
+// handle is an open regular file: a descriptor of the lower file.
+type handle struct {
+	n        *inode
+	fd       int
+	writable bool
+}
+
+// lowerOpenFlags maps the flags of an open(2) through the mount to the
+// lower open: always read access (partial-block writes and the kernel's
+// writeback cache read), never O_APPEND (the kernel passes offsets), never
+// O_TRUNC (sent as SETATTR), never O_CREAT here.
+func lowerOpenFlags(flags int) int {
+	if flags&unix.O_ACCMODE == unix.O_RDONLY {
+		return unix.O_RDONLY
+	}
+	return unix.O_RDWR
+}
+
+func (fs *FS) addFileHandle(n *inode, fd int, writable bool) fuseops.HandleID {
+	h := &handle{n: n, fd: fd, writable: writable}
+	fs.mu.Lock()
+	if n.handles == nil {
+		n.handles = make(map[*handle]struct{})
+	}
+	n.handles[h] = struct{}{}
+	fs.mu.Unlock()
+	return fs.addHandle(h)
+}
+
+func (fs *FS) fileHandle(id fuseops.HandleID) (*handle, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	h, ok := fs.handles[id].(*handle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	return h, nil
+}
+
+// CreateFile creates and opens a regular file. An empty plaintext file is
+// an empty lower file: the header is written with the first byte.
+func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err error) {
+	c, err := fs.beginCreate(op.Parent, op.Name)
+	if err != nil {
+		return err
+	}
+	defer func() { fs.endCreate(c, err) }()
+	fd, err := openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err = fs.chownNew(ctx, c, unixMode(op.Mode)); err == nil {
+		err = fstat(fd, &st)
+	}
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(c.pfd, c.lower, 0)
+		return err
+	}
+	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true)
+	if err = fs.entry(c.p, op.Name, child, &op.Entry); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	op.Handle = fs.addFileHandle(child, fd, true)
+	return nil
+}
+
+// OpenFile opens the lower file.
+func (fs *FS) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	if n.kind != unix.S_IFREG {
+		return syscall.EINVAL
+	}
+	want := lowerOpenFlags(int(op.OpenFlags))
+	if want != unix.O_RDONLY && fs.readOnly {
+		return syscall.EROFS
+	}
+	flags := unix.O_RDWR
+	if fs.readOnly {
+		flags = unix.O_RDONLY
+	}
+	fd, err := fs.open(n, flags)
+	if err == syscall.EACCES && want == unix.O_RDONLY {
+		// A read-only lower file the daemon may not write (non-root).
+		fd, err = fs.open(n, unix.O_RDONLY)
+		flags = unix.O_RDONLY
+	}
+	if err != nil {
+		return err
+	}
+	op.Handle = fs.addFileHandle(n, fd, flags == unix.O_RDWR)
+	op.KeepPageCache = true
+	return nil
+}
+
+// ReleaseFileHandle closes the lower file.
+func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHandleOp) error {
+	fs.mu.Lock()
+	h, ok := fs.handles[op.Handle].(*handle)
+	if ok {
+		delete(fs.handles, op.Handle)
+		delete(h.n.handles, h)
+	}
+	fs.mu.Unlock()
+	if !ok {
+		return syscall.EBADF
+	}
+	err := unix.Close(h.fd)
+	fs.mu.Lock()
+	fs.maybeFreeLocked(h.n)
+	fs.mu.Unlock()
+	return err
+}
+
+// contentOf loads the content state of an open file. Call with the inode
+// lock held.
+func (fs *FS) contentOf(op string, h *handle) (*content, error) {
+	c, err := loadContent(fs.suite, h.fd)
+	if err != nil {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+			return nil, fs.authFailed(op, h.n, "", err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// ReadFile decrypts the requested range.
+func (fs *FS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
+	h, err := fs.fileHandle(op.Handle)
+	if err != nil {
+		return err
+	}
+	h.n.RLock()
+	defer h.n.RUnlock()
+	c, err := fs.contentOf("read", h)
+	if err != nil {
+		return err
+	}
+	n, err := c.ReadAt(op.Dst[:min(len(op.Dst), int(op.Size))], uint64(op.Offset))
+	if err != nil {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+			return fs.authFailed("read", h.n, "", err)
+		}
+		return err
+	}
+	op.BytesRead = n
+	fs.touchAtime(h)
+	return nil
+}
+
+// touchAtime updates the atime after a read as relatime does: when it is
+// not newer than mtime or ctime, or over a day old. Lower files are open
+// with O_NOATIME, so this is the only way a read moves the atime.
+func (fs *FS) touchAtime(h *handle) {
+	a, err := fs.attrs(h.n)
+	if err != nil {
+		return
+	}
+	if a.Atime.After(a.Mtime) && a.Atime.After(a.Ctime) && time.Since(a.Atime) < 24*time.Hour {
+		return
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_OMIT}}
+	if unix.UtimesNanoAt(unix.AT_FDCWD, procFd(h.fd), ts, 0) == nil {
+		fs.cache.ChangedAttr(&h.n.Node)
+	}
+}
+
+// WriteFile encrypts and writes the data.
+func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
+	if fs.readOnly {
+		return syscall.EROFS
+	}
+	h, err := fs.fileHandle(op.Handle)
+	if err != nil {
+		return err
+	}
+	if !h.writable {
+		return syscall.EBADF
+	}
+	h.n.Lock()
+	defer h.n.Unlock()
+	c, err := fs.contentOf("write", h)
+	if err != nil {
+		return err
+	}
+	err = c.WriteAt(op.Data, uint64(op.Offset))
+	fs.cache.ChangedAttr(&h.n.Node)
+	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+		return fs.authFailed("write", h.n, "", err)
+	}
+	return err
+}
+
+// SyncFile flushes the lower file (or directory: FSYNCDIR arrives here
+// too) to stable storage.
+func (fs *FS) SyncFile(ctx context.Context, op *fuseops.SyncFileOp) error {
+	fs.mu.Lock()
+	h := fs.handles[op.Handle]
+	fs.mu.Unlock()
+	// What the program makes durable must stay decryptable.
+	if err := fs.ivs.flush(); err != nil {
+		return err
+	}
+	switch h := h.(type) {
+	case *handle:
+		return unix.Fsync(h.fd)
+	case *dirHandle:
+		fd, err := fs.open(h.n, unix.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Fsync(fd)
+	}
+	return syscall.EBADF
+}
+
+// FlushFile has nothing to do: writes reach the lower file synchronously.
+func (fs *FS) FlushFile(ctx context.Context, op *fuseops.FlushFileOp) error {
+	return nil
+}
+
+// Fallocate supports plain allocation and FALLOC_FL_KEEP_SIZE.
+func (fs *FS) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
+	if fs.readOnly {
+		return syscall.EROFS
+	}
+	if op.Mode != 0 && op.Mode != unix.FALLOC_FL_KEEP_SIZE {
+		return syscall.EOPNOTSUPP
+	}
+	h, err := fs.fileHandle(op.Handle)
+	if err != nil {
+		return err
+	}
+	h.n.Lock()
+	defer h.n.Unlock()
+	c, err := fs.contentOf("fallocate", h)
+	if err != nil {
+		return err
+	}
+	err = c.Allocate(op.Offset, op.Length, op.Mode == unix.FALLOC_FL_KEEP_SIZE)
+	fs.cache.ChangedAttr(&h.n.Node)
+	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+		return fs.authFailed("fallocate", h.n, "", err)
+	}
+	return err
+}
+
+// SetInodeAttributes handles chmod, chown, utimens and truncate.
+func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttributesOp) error {
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	if fs.readOnly {
+		return syscall.EROFS
+	}
+	n.Lock()
+	defer n.Unlock()
+	var h *handle
+	if op.Handle != nil {
+		h, _ = fs.fileHandle(*op.Handle)
+	}
+	defer fs.cache.ChangedAttr(&n.Node)
+
+	if op.Size != nil {
+		if err := fs.truncate(n, h, *op.Size); err != nil {
+			return err
+		}
+	}
+	if op.Mode != nil || op.Uid != nil || op.Gid != nil || op.Atime != nil || op.Mtime != nil {
+		err := fs.withLower(n, h, func(dirfd int, name string, flags int) error {
+			if op.Mode != nil && n.kind != unix.S_IFLNK {
+				if err := unix.Fchmodat(dirfd, name, uint32(op.Mode.Perm())|unixMode(*op.Mode)&0o7000, 0); err != nil {
+					return err
+				}
+			}
+			if op.Uid != nil || op.Gid != nil {
+				uid, gid := -1, -1
+				if op.Uid != nil {
+					uid = int(*op.Uid)
+				}
+				if op.Gid != nil {
+					gid = int(*op.Gid)
+				}
+				if err := unix.Fchownat(dirfd, name, uid, gid, flags); err != nil {
+					return err
+				}
+			}
+			if op.Atime != nil || op.Mtime != nil {
+				ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+				if op.Atime != nil {
+					ts[0] = unix.NsecToTimespec(op.Atime.UnixNano())
+				}
+				if op.Mtime != nil {
+					ts[1] = unix.NsecToTimespec(op.Mtime.UnixNano())
+				}
+				if err := unix.UtimesNanoAt(dirfd, name, ts, flags); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) && op.Mode == nil && op.Uid == nil && op.Gid == nil && op.Size == nil {
+				// Times on an unlinked inode (the writeback cache
+				// flushing mtime after unlink): nothing left to stamp.
+				a, _ := fs.cache.Attr(&n.Node)
+				op.Attributes, op.AttributesExpiration = a, time.Time{}
+				return nil
+			}
+			return err
+		}
+	}
+	a, err := fs.freshAttrs(n)
+	if err != nil {
+		return err
+	}
+	op.Attributes = a
+	op.AttributesExpiration = fs.cache.AttrExpiration()
+	return nil
+}
+
+// withLower runs fn on n's lower inode, named so that nothing in the lower
+// tree is followed: a /proc/self/fd path of an O_PATH|O_NOFOLLOW descriptor
+// (which the kernel resolves to exactly that inode) for everything but
+// symlinks, and (directory fd, name, AT_SYMLINK_NOFOLLOW) for symlinks,
+// which must not be followed and cannot be chmod'ed.
+func (fs *FS) withLower(n *inode, h *handle, fn func(dirfd int, name string, flags int) error) error {
+	if n.kind == unix.S_IFLNK {
+		for _, l := range fs.linksOf(n) {
+			pfd, err := fs.dirFd(l.parent)
+			if err != nil {
+				continue
+			}
+			return fn(pfd, l.lower, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		return syscall.ENOENT
+	}
+	if h != nil {
+		return fn(unix.AT_FDCWD, procFd(h.fd), 0)
+	}
+	fd, err := fs.open(n, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return fn(unix.AT_FDCWD, procFd(fd), 0)
+}
+
+// truncate changes the plaintext size of a regular file.
+func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
+	if n.kind == unix.S_IFDIR {
+		return syscall.EISDIR
+	}
+	if n.kind != unix.S_IFREG {
+		return syscall.EINVAL
+	}
+	fd := -1
+	if h != nil && h.writable {
+		fd = h.fd
+	} else {
+		var err error
+		if fd, err = fs.open(n, unix.O_RDWR); err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+	}
+	c, err := fs.contentOf("truncate", &handle{n: n, fd: fd})
+	if err != nil {
+		return err
+	}
+	if err := c.Truncate(size); err != nil {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+			return fs.authFailed("truncate", n, "", err)
+		}
+		return err
+	}
+	return nil
+}

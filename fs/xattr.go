@@ -1,0 +1,281 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/jacobsa/fuse/fuseops"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+)
+
+// Extended attributes: only the user namespace is stored (encrypted, as
+// user.* attributes of the lower file). Every other namespace reads as
+// absent (security.capability, asked before every write, among them) and
+// refuses changes with EOPNOTSUPP. Symlinks carry no user attributes, as on
+// Linux's local file systems.
+
+const userPrefix = "user."
+
+// xattrPath runs fn with a path to n's lower inode for the path-based
+// xattr calls (O_PATH descriptors refuse the f*xattr calls).
+func (fs *FS) xattrPath(n *inode, fn func(path string) error) error {
+	if n.isDir() {
+		fd, err := fs.dirFd(n)
+		if err != nil {
+			return err
+		}
+		return fn(procFd(fd))
+	}
+	fd, err := fs.open(n, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return fn(procFd(fd))
+}
+
+// lowerXattr reads one lower attribute value.
+func lowerXattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		sz, err := unix.Getxattr(path, name, buf)
+		if err == unix.ERANGE {
+			if sz, err = unix.Getxattr(path, name, nil); err != nil {
+				return nil, err
+			}
+			buf = make([]byte, sz+64)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:sz], nil
+	}
+}
+
+// getXattr returns the plaintext value of name on n (ENODATA if absent).
+// Call with n's lock held (either mode).
+func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
+	if len(name) > crypt.MaxXattrName && strings.HasPrefix(name, userPrefix) {
+		return nil, syscall.ERANGE // as the kernel says for over-long names
+	}
+	if v, present, ok := fs.cache.ServeXattr(&n.Node, name); ok {
+		if !present {
+			return nil, syscall.ENODATA
+		}
+		return v, nil
+	}
+	if !strings.HasPrefix(name, userPrefix) || n.kind == unix.S_IFLNK {
+		fs.cache.SetXattr(&n.Node, name, nil, false)
+		return nil, syscall.ENODATA
+	}
+	lname, err := fs.suite.EncryptXattrName(name)
+	if err != nil {
+		fs.cache.SetXattr(&n.Node, name, nil, false)
+		return nil, syscall.ENODATA
+	}
+	var value []byte
+	err = fs.xattrPath(n, func(path string) error {
+		sealed, err := lowerXattr(path, lname)
+		if err != nil {
+			return err
+		}
+		if value, err = fs.suite.OpenXattrValue(lname, sealed); err != nil {
+			return fs.authFailed("getxattr", n, "", err)
+		}
+		return nil
+	})
+	if errors.Is(err, syscall.ENODATA) {
+		fs.cache.SetXattr(&n.Node, name, nil, false)
+		return nil, syscall.ENODATA
+	}
+	if err != nil {
+		return nil, err
+	}
+	fs.cache.SetXattr(&n.Node, name, value, true)
+	return value, nil
+}
+
+// GetXattr answers GETXATTR (a size query when Dst is empty).
+func (fs *FS) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	n.RLock()
+	defer n.RUnlock()
+	v, err := fs.getXattr(n, op.Name)
+	if err != nil {
+		return err
+	}
+	if len(op.Dst) == 0 {
+		op.BytesRead = len(v)
+		return nil
+	}
+	if len(op.Dst) < len(v) {
+		return syscall.ERANGE
+	}
+	op.BytesRead = copy(op.Dst, v)
+	return nil
+}
+
+// ListXattr answers LISTXATTR.
+func (fs *FS) ListXattr(ctx context.Context, op *fuseops.ListXattrOp) error {
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	n.RLock()
+	defer n.RUnlock()
+	names, ok := fs.cache.XattrNames(&n.Node)
+	if !ok {
+		all, err := fs.readAllXattrs(n)
+		if err != nil {
+			return err
+		}
+		fs.cache.SetXattrList(&n.Node, all)
+		names = names[:0]
+		for k := range all {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	size := 0
+	for _, k := range names {
+		size += len(k) + 1
+	}
+	if len(op.Dst) == 0 {
+		op.BytesRead = size
+		return nil
+	}
+	if len(op.Dst) < size {
+		return syscall.ERANGE
+	}
+	for _, k := range names {
+		op.BytesRead += copy(op.Dst[op.BytesRead:], k)
+		op.Dst[op.BytesRead] = 0
+		op.BytesRead++
+	}
+	return nil
+}
+
+// readAllXattrs reads and decrypts every user attribute of n. Lower
+// attributes that are not ours are ignored.
+func (fs *FS) readAllXattrs(n *inode) (map[string][]byte, error) {
+	all := map[string][]byte{}
+	if n.kind == unix.S_IFLNK {
+		return all, nil
+	}
+	err := fs.xattrPath(n, func(path string) error {
+		sz, err := unix.Listxattr(path, nil)
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, sz)
+		if sz, err = unix.Listxattr(path, buf); err != nil {
+			return err
+		}
+		for _, lname := range strings.Split(string(buf[:sz]), "\x00") {
+			if !strings.HasPrefix(lname, userPrefix) {
+				continue
+			}
+			name, err := fs.suite.DecryptXattrName(lname)
+			if err != nil {
+				continue
+			}
+			sealed, err := lowerXattr(path, lname)
+			if errors.Is(err, syscall.ENODATA) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			v, err := fs.suite.OpenXattrValue(lname, sealed)
+			if err != nil {
+				return fs.authFailed("listxattr", n, "", err)
+			}
+			all[name] = v
+		}
+		return nil
+	})
+	return all, err
+}
+
+// SetXattr stores an encrypted user attribute.
+func (fs *FS) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
+	if fs.readOnly {
+		return syscall.EROFS
+	}
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(op.Name, userPrefix) {
+		return syscall.EOPNOTSUPP
+	}
+	if n.kind == unix.S_IFLNK {
+		return syscall.EPERM
+	}
+	lname, err := fs.suite.EncryptXattrName(op.Name)
+	if errors.Is(err, crypt.ErrNameTooLong) {
+		return syscall.ERANGE // as the kernel says for over-long names
+	}
+	if err != nil {
+		return syscall.EINVAL
+	}
+	sealed, err := fs.suite.SealXattrValue(lname, op.Value)
+	if err != nil {
+		return err
+	}
+	n.Lock()
+	defer n.Unlock()
+	err = fs.xattrPath(n, func(path string) error {
+		return unix.Setxattr(path, lname, sealed, int(op.Flags))
+	})
+	fs.cache.ChangedXattr(&n.Node, op.Name)
+	fs.cache.ChangedAttr(&n.Node) // ctime
+	if err != nil {
+		return err
+	}
+	fs.cache.SetXattr(&n.Node, op.Name, append([]byte{}, op.Value...), true)
+	return nil
+}
+
+// RemoveXattr removes a user attribute.
+func (fs *FS) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error {
+	if fs.readOnly {
+		return syscall.EROFS
+	}
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(op.Name, userPrefix) {
+		return syscall.EOPNOTSUPP
+	}
+	if n.kind == unix.S_IFLNK {
+		return syscall.ENODATA
+	}
+	lname, err := fs.suite.EncryptXattrName(op.Name)
+	if errors.Is(err, crypt.ErrNameTooLong) {
+		return syscall.ERANGE
+	}
+	if err != nil {
+		return syscall.ENODATA
+	}
+	n.Lock()
+	defer n.Unlock()
+	err = fs.xattrPath(n, func(path string) error { return unix.Removexattr(path, lname) })
+	fs.cache.ChangedXattr(&n.Node, op.Name)
+	fs.cache.ChangedAttr(&n.Node)
+	if err != nil {
+		return err
+	}
+	fs.cache.SetXattr(&n.Node, op.Name, nil, false)
+	return nil
+}
