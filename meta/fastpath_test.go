@@ -344,7 +344,11 @@ func TestFastPathCoherence(t *testing.T) {
 		{"link", func() error { return os.Link(p(small), p("a/b/c/linked")) },
 			func(w string) { checkAttr(w, small, ino(small)); checkName(w, "a/b/c/linked") }},
 		{"rename", func() error { return os.Rename(p("a/b/c/blocks"), p("a/moved")) },
-			func(w string) { checkName(w, "a/b/c/blocks"); checkName(w, "a/moved"); checkAttr(w, "a/moved", ino("a/moved")) }},
+			func(w string) {
+				checkName(w, "a/b/c/blocks")
+				checkName(w, "a/moved")
+				checkAttr(w, "a/moved", ino("a/moved"))
+			}},
 		{"rename over", func() error { return os.Rename(p("a/moved"), p("a/empty")) },
 			func(w string) { checkName(w, "a/moved"); checkName(w, "a/empty") }},
 		{"unlink", func() error { return os.Remove(p("a/hardlink")) },
