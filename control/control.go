@@ -59,8 +59,12 @@ type request struct {
 	Cmd string `json:"cmd"`
 }
 
-// Dir returns the runtime directory for sockets.
+// Dir returns the runtime directory for sockets: $CRYPTFS_RUNTIME_DIR if
+// set, else /run/cryptfs for root and $XDG_RUNTIME_DIR/cryptfs otherwise.
 func Dir() string {
+	if d := os.Getenv("CRYPTFS_RUNTIME_DIR"); d != "" {
+		return d
+	}
 	if os.Geteuid() == 0 {
 		return "/run/cryptfs"
 	}

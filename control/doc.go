@@ -2,7 +2,8 @@
 // daemon: a unix socket, one per mount, on which `cryptfs status`,
 // `cryptfs stats` and `cryptfs unmount` ask the daemon about itself.
 //
-// The socket lives in the runtime directory (/run/cryptfs for root,
+// The socket lives in the runtime directory ($CRYPTFS_RUNTIME_DIR, or
+// /run/cryptfs for root,
 // $XDG_RUNTIME_DIR/cryptfs otherwise), is named after the FUSE
 // connection's device number (the value the kernel's fuse tracepoints call
 // the connection), and is only accessible to the daemon's user (mode 0600

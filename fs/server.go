@@ -52,22 +52,26 @@ func (s *server) ServeOps(c *fuse.Connection) {
 
 func (s *server) handle(c *fuse.Connection, ctx context.Context, op any) {
 	start := time.Now()
-	var err error
+	errno := s.call(ctx, op)
+	s.fs.stats.record(op, time.Since(start), errno)
+	if errno == 0 {
+		c.Reply(ctx, nil)
+	} else {
+		c.Reply(ctx, errno)
+	}
+}
+
+// call runs one request and returns the errno for the kernel; a panic
+// becomes EIO for this request and an error log line with the stack.
+func (s *server) call(ctx context.Context, op any) (errno syscall.Errno) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.fs.log.Error().Str("op", opName(op)).Str("panic", fmt.Sprint(r)).
 				Str("stack", string(debug.Stack())).Msg("request panicked; failing it with EIO")
-			err = syscall.EIO
-		}
-		errno := s.fs.errno(op, err)
-		s.fs.stats.record(op, time.Since(start), errno)
-		if errno == 0 {
-			c.Reply(ctx, nil)
-		} else {
-			c.Reply(ctx, errno)
+			errno = syscall.EIO
 		}
 	}()
-	err = s.dispatch(ctx, op)
+	return s.fs.errno(op, s.dispatch(ctx, op))
 }
 
 // errno turns an operation's error into the errno the kernel gets.

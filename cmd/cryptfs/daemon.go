@@ -152,6 +152,11 @@ func kernelHasHook() bool {
 
 // serveTier mounts with one tier and serves until unmounted.
 func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
+	// Catch SIGINT/SIGTERM from the start: one that arrives while mounting
+	// is acted upon (an unmount) as soon as the mount is up.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	var sink fs.FastPath
 	if fp.fp != nil {
 		sink = meta.NewMapSink(fp.fp, a.log)
@@ -231,9 +236,6 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 	a.ready(nil)
 	sdNotify("READY=1\nSTATUS=Mounted " + a.mountpoint + " (fast path: " + fp.tier.String() + ")")
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	go func() {
 		for sig := range sigs {
 			a.log.Info().Str("signal", sig.String()).Msg("unmounting")
