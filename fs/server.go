@@ -39,6 +39,18 @@ func (s *server) ServeOps(c *fuse.Connection) {
 		switch op.(type) {
 		case *fuseops.ForgetInodeOp, *fuseops.BatchForgetOp:
 			s.handle(c, ctx, op)
+		case *fuseops.GetInodeAttributesOp, *fuseops.GetXattrOp, *fuseops.LookUpInodeOp:
+			start := time.Now()
+			if errno, ok := s.fs.answerInline(op); ok {
+				s.fs.stats.record(op, time.Since(start), errno)
+				s.reply(c, ctx, errno)
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.handle(c, ctx, op)
+			}()
 		default:
 			s.wg.Add(1)
 			go func() {
@@ -54,6 +66,10 @@ func (s *server) handle(c *fuse.Connection, ctx context.Context, op any) {
 	start := time.Now()
 	errno := s.call(ctx, op)
 	s.fs.stats.record(op, time.Since(start), errno)
+	s.reply(c, ctx, errno)
+}
+
+func (s *server) reply(c *fuse.Connection, ctx context.Context, errno syscall.Errno) {
 	if errno == 0 {
 		c.Reply(ctx, nil)
 	} else {

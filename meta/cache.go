@@ -108,6 +108,9 @@ func (n *Node) Unlock() { n.mu.Unlock() }
 // RLock takes the inode lock shared (reads that must not see a half-done change).
 func (n *Node) RLock() { n.mu.RLock() }
 
+// TryRLock takes the inode lock shared if that does not block.
+func (n *Node) TryRLock() bool { return n.mu.TryRLock() }
+
 // RUnlock releases the shared inode lock.
 func (n *Node) RUnlock() { n.mu.RUnlock() }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +72,17 @@ func serve(a daemonArgs) (err error) {
 
 	syscall.Umask(0) // modes come from the kernel, already masked
 	raiseFileLimit()
+	if a.flags.cpuProfile != "" {
+		f, err := os.Create(a.flags.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	mode, _ := parseFastPath(a.flags.fastPath)
 	fp, err := setupFastPath(mode, a.flags.bpfShadow)

@@ -33,6 +33,7 @@ type mountFlags struct {
 	logFile    string
 	daemon     bool // internal: the background child, key on fd 3, status on fd 4
 	bpfShadow  bool // testing: ebpf tier without attaching (stock kernels)
+	cpuProfile string
 }
 
 // Descriptors inherited by the background daemon.
@@ -75,6 +76,8 @@ the kernel has the hook, else kernel-cache).`,
 	f.MarkHidden("internal-daemon")
 	f.BoolVar(&m.bpfShadow, "bpf-shadow", false, "ebpf tier without attaching the program: fill the maps for tests on kernels without the hook")
 	f.MarkHidden("bpf-shadow")
+	f.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (pprof format) until it unmounts")
+	f.MarkHidden("cpuprofile")
 	return c
 }
 
@@ -226,6 +229,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, master []byte)
 	}
 	if m.bpfShadow {
 		argv = append(argv, "--bpf-shadow")
+	}
+	if m.cpuProfile != "" {
+		argv = append(argv, "--cpuprofile", m.cpuProfile)
 	}
 	argv = append(argv, "--", cipherDir, mnt)
 	cmd := exec.Command(self, argv...)
