@@ -24,6 +24,9 @@ type Status struct {
 	Device     uint32    `json:"device"` // FUSE connection (major<<20|minor)
 	Started    time.Time `json:"started"`
 	LogFile    string    `json:"log_file,omitempty"`
+	// StartTicks is when the daemon process started (field 22 of
+	// /proc/<pid>/stat), so a reused pid is not mistaken for it.
+	StartTicks uint64 `json:"start_ticks"`
 	// BPFProgramID is the kernel ID of the fast-path program whose maps
 	// the daemon fills (ebpf tier); tests open it to run it directly.
 	BPFProgramID uint32 `json:"bpf_program_id,omitempty"`
@@ -47,6 +50,37 @@ type Stats struct {
 	// without those tracepoints, e.g. 6.1).
 	Source string      `json:"source"`
 	Ops    []OpFigures `json:"ops"`
+}
+
+// Running reports whether the daemon described by s still runs (a zombie
+// does not count; a new process that got its pid does not either).
+func (s Status) Running() bool {
+	start, state, ok := ProcessStart(s.PID)
+	return ok && start == s.StartTicks && state != 'Z'
+}
+
+// ProcessStart returns the start time (clock ticks since boot) and the
+// state letter of process pid, from /proc/<pid>/stat.
+func ProcessStart(pid int) (start uint64, state byte, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields after it start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, false
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64) // field 22 overall
+	if err != nil || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	return start, f[0][0], true
 }
 
 // Handler answers requests.

@@ -43,7 +43,7 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 		}
 		fs.mu.Unlock()
 		if child != nil {
-			return fs.entry(p, op.Name, child, &op.Entry)
+			return fs.entry(p, op.Name, child, nil, &op.Entry)
 		}
 	}
 	lower, _, _, err := fs.lowerName(p, op.Name)
@@ -54,7 +54,7 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 	if err != nil {
 		return err
 	}
-	child, err := fs.find(p, pfd, lower, op.Name)
+	child, s, err := fs.find(p, pfd, lower, op.Name)
 	if err == syscall.ENOENT {
 		fs.negative(p, op.Name, &op.Entry)
 		return nil
@@ -62,23 +62,23 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 	if err != nil {
 		return err
 	}
-	return fs.entry(p, op.Name, child, &op.Entry)
+	return fs.entry(p, op.Name, child, s, &op.Entry)
 }
 
 // find looks a lower entry up and remembers it with one kernel reference.
-func (fs *FS) find(p *inode, pfd int, lower, plain string) (*inode, error) {
-	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, err
+func (fs *FS) find(p *inode, pfd int, lower, plain string) (*inode, *seen, error) {
+	s := &seen{epoch: fs.cache.Epoch()}
+	if err := unix.Fstatat(pfd, lower, &s.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, nil, err
 	}
 	dfd := -1
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if s.st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		var err error
-		if dfd, err = openDirAt(pfd, lower, &st); err != nil {
-			return nil, err
+		if dfd, err = openDirAt(pfd, lower, &s.st); err != nil {
+			return nil, nil, err
 		}
 	}
-	return fs.remember(p, lower, plain, &st, dfd, true), nil
+	return fs.remember(p, lower, plain, &s.st, dfd, true), s, nil
 }
 
 // openDirAt opens an O_PATH descriptor of a subdirectory and checks it is
@@ -185,6 +185,9 @@ func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
 		return nil
 	}
 	uid, gid := caller(ctx)
+	if uid == 0 && gid == 0 {
+		return nil // what the daemon (root) created it as, setgid directory or not
+	}
 	var pst, st unix.Stat_t
 	if err := fstat(c.pfd, &pst); err != nil {
 		return err
@@ -250,7 +253,7 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 	if !fs.suite.DeterministicNames() {
 		fs.ivs.add(child)
 	}
-	return fs.entry(c.p, op.Name, child, &op.Entry)
+	return fs.entry(c.p, op.Name, child, &seen{st: st, fresh: true}, &op.Entry)
 }
 
 // MkNode creates a fifo, socket or device node (or a regular file).
@@ -278,7 +281,7 @@ func (fs *FS) finishCreate(ctx context.Context, c *creation, name string, mode u
 		return err
 	}
 	child := fs.remember(c.p, c.lower, name, &st, -1, true)
-	return fs.entry(c.p, name, child, out)
+	return fs.entry(c.p, name, child, &seen{st: st, fresh: true}, out)
 }
 
 // CreateSymlink stores an encrypted symlink target.
@@ -724,11 +727,12 @@ func (fs *FS) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) error 
 		if e.name != "." && e.name != ".." {
 			// The kernel links "." and ".." to nothing; every other entry
 			// becomes a kernel reference.
-			child, err = fs.find(p, pfd, e.lower, e.name)
+			var s *seen
+			child, s, err = fs.find(p, pfd, e.lower, e.name)
 			if err != nil {
 				continue // gone since the snapshot
 			}
-			if err := fs.entry(p, e.name, child, &d.Entry); err != nil {
+			if err := fs.entry(p, e.name, child, s, &d.Entry); err != nil {
 				continue
 			}
 			d.Dirent.Inode = d.Entry.Child

@@ -73,7 +73,7 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		return err
 	}
 	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true)
-	if err = fs.entry(c.p, op.Name, child, &op.Entry); err != nil {
+	if err = fs.entry(c.p, op.Name, child, &seen{st: st, fresh: true}, &op.Entry); err != nil {
 		unix.Close(fd)
 		return err
 	}
@@ -289,7 +289,7 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 		}
 	}
 	if op.Mode != nil || op.Uid != nil || op.Gid != nil || op.Atime != nil || op.Mtime != nil {
-		err := fs.withLower(n, h, func(dirfd int, name string, flags int) error {
+		err := fs.withLower(n, h, op.Mode != nil, func(dirfd int, name string, flags int) error {
 			if op.Mode != nil && n.kind != unix.S_IFLNK {
 				if err := unix.Fchmodat(dirfd, name, uint32(op.Mode.Perm())|unixMode(*op.Mode)&0o7000, 0); err != nil {
 					return err
@@ -342,23 +342,27 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 }
 
 // withLower runs fn on n's lower inode, named so that nothing in the lower
-// tree is followed: a /proc/self/fd path of an O_PATH|O_NOFOLLOW descriptor
-// (which the kernel resolves to exactly that inode) for everything but
-// symlinks, and (directory fd, name, AT_SYMLINK_NOFOLLOW) for symlinks,
-// which must not be followed and cannot be chmod'ed.
-func (fs *FS) withLower(n *inode, h *handle, fn func(dirfd int, name string, flags int) error) error {
-	if n.kind == unix.S_IFLNK {
-		for _, l := range fs.linksOf(n) {
-			pfd, err := fs.dirFd(l.parent)
-			if err != nil {
-				continue
-			}
-			return fn(pfd, l.lower, unix.AT_SYMLINK_NOFOLLOW)
-		}
-		return syscall.ENOENT
-	}
+// tree is followed: (directory fd, name, AT_SYMLINK_NOFOLLOW) where the
+// call has that flag, or a /proc/self/fd path of a descriptor of the inode
+// (which the kernel resolves to exactly that inode) for chmod, which has
+// none. Symlinks themselves cannot be chmod'ed.
+func (fs *FS) withLower(n *inode, h *handle, chmod bool, fn func(dirfd int, name string, flags int) error) error {
 	if h != nil {
 		return fn(unix.AT_FDCWD, procFd(h.fd), 0)
+	}
+	if n.isDir() {
+		fd, err := fs.dirFd(n)
+		if err != nil {
+			return err
+		}
+		return fn(unix.AT_FDCWD, procFd(fd), 0)
+	}
+	if !chmod || n.kind == unix.S_IFLNK {
+		for _, l := range fs.linksOf(n) {
+			if pfd, err := fs.dirFd(l.parent); err == nil {
+				return fn(pfd, l.lower, unix.AT_SYMLINK_NOFOLLOW)
+			}
+		}
 	}
 	fd, err := fs.open(n, unix.O_PATH)
 	if err != nil {

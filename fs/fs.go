@@ -370,12 +370,39 @@ func (fs *FS) attrs(n *inode) (fuseops.InodeAttributes, error) {
 	return fs.freshAttrs(n)
 }
 
+// seen is a lower stat of an inode, taken outside the inode's lock, with
+// the cache epoch from before it was taken. fresh marks a stat of an inode
+// this request just created, which no other request can have changed.
+type seen struct {
+	st    unix.Stat_t
+	epoch uint64
+	fresh bool
+}
+
 // entry fills a reply entry for child found or created in parent under
 // name, and publishes the dentry. The caller holds parent's lock and has
-// counted the kernel reference (remember with ref).
-func (fs *FS) entry(parent *inode, name string, child *inode, out *fuseops.ChildInodeEntry) error {
+// counted the kernel reference (remember with ref). s, if not nil, spares
+// a second stat when it is still current.
+func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuseops.ChildInodeEntry) error {
 	child.RLock()
-	a, err := fs.attrs(child)
+	a, ok := fs.cache.ServeAttr(&child.Node)
+	var err error
+	switch {
+	case ok:
+	case s != nil && (s.fresh || fs.cache.Epoch() == s.epoch) && s.st.Ino == child.ino:
+		tlen := 0
+		if child.kind == unix.S_IFLNK {
+			var t string
+			t, err = fs.symlinkTarget(child)
+			tlen = len(t)
+		}
+		if err == nil {
+			a = fs.attrsFromStat(child, &s.st, tlen)
+			fs.cache.SetAttr(&child.Node, a)
+		}
+	default:
+		a, err = fs.freshAttrs(child)
+	}
 	if err == nil {
 		fs.cache.SetChild(&parent.Node, name, child.ID, 0)
 	}
@@ -384,11 +411,7 @@ func (fs *FS) entry(parent *inode, name string, child *inode, out *fuseops.Child
 		fs.forget(child.ID, 1)
 		return err
 	}
-	if fs.fast != nil {
-		fs.mu.Lock()
-		child.published = true
-		fs.mu.Unlock()
-	}
+	fs.markPublished(child)
 	*out = fuseops.ChildInodeEntry{
 		Child:                fuseops.InodeID(child.ID),
 		Attributes:           a,

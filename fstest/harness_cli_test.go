@@ -6,13 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/control"
 )
 
 // End-to-end behaviour of `cryptfs mount` and `cryptfs unmount` that the
@@ -72,13 +73,9 @@ func TestBackgroundMount(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
-	var status struct {
-		PID  int    `json:"pid"`
-		Tier string `json:"fast_path"`
-		Log  string `json:"log_file"`
-	}
+	var status control.Status
 	mustDo(t, json.Unmarshal([]byte(out), &status))
-	if status.PID <= 0 || status.Tier != "kernel-cache" || status.Log != log {
+	if status.PID <= 0 || !status.Running() || status.Tier != "kernel-cache" || status.LogFile != log {
 		t.Errorf("status %+v: want a pid, the kernel-cache tier (auto on a stock kernel) and the log file", status)
 	}
 
@@ -91,21 +88,12 @@ func TestBackgroundMount(t *testing.T) {
 	if isMounted(mnt) {
 		t.Fatalf("%s still mounted after unmount", mnt)
 	}
-	if syscall.Kill(status.PID, 0) == nil && processAlive(status.PID) {
+	if status.Running() {
 		t.Errorf("daemon %d still running after unmount returned", status.PID)
 	}
 	if out, code := cryptfsCmd(t, "", "unmount", mnt); code != 17 {
 		t.Errorf("unmounting what is not mounted: exit %d, want 17\n%s", code, out)
 	}
-}
-
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // TestMountErrors: a wrong password is exit 10 and nothing gets mounted.

@@ -3,6 +3,7 @@ package meta
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jacobsa/fuse/fuseops"
@@ -119,6 +120,7 @@ const maxNegativePerDir = 4096
 
 // Cache holds the tier policy and the sinks facts are published to.
 type Cache struct {
+	epoch   atomic.Uint64 // bumped by every attribute invalidation
 	tier    Tier
 	policy  Policy
 	sink    Sink // nil unless EBPF
@@ -190,8 +192,15 @@ func (c *Cache) SetAttr(n *Node, a fuseops.InodeAttributes) {
 	}
 }
 
+// Epoch returns a number that changes whenever any cached attributes are
+// dropped. A lower stat taken before reading it and still current when the
+// inode's lock is held (Epoch unchanged) can be cached without a second
+// stat: no change of any inode finished in between.
+func (c *Cache) Epoch() uint64 { return c.epoch.Load() }
+
 // ChangedAttr drops n's attributes after a change the kernel made.
 func (c *Cache) ChangedAttr(n *Node) {
+	c.epoch.Add(1)
 	n.c.Lock()
 	n.attrOK = false
 	n.c.Unlock()
@@ -354,6 +363,7 @@ func (c *Cache) ChangedXattr(n *Node, name string) {
 
 // Forget drops everything cached about n (the kernel forgot it).
 func (c *Cache) Forget(n *Node) {
+	c.epoch.Add(1)
 	n.c.Lock()
 	n.attrOK = false
 	n.xattrs, n.xattrAll = nil, false

@@ -221,6 +221,7 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 		Tier: fp.tier.String(), TierReason: fp.reason, ReadOnly: a.flags.readOnly,
 		Started: time.Now(), LogFile: a.logFile,
 	}}
+	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if fp.fp != nil {
 		if info, err := fp.fp.Program().Info(); err == nil {
 			if id, ok := info.ID(); ok {

@@ -28,9 +28,10 @@ func newUnmount(e env) *cobra.Command {
 			if err != nil {
 				return withCode(exitNotMounted, "%s is not a cryptfs mount", mnt)
 			}
+			daemon, serr := control.GetStatus(dev)
 			pid := 0
-			if st, err := control.GetStatus(dev); err == nil {
-				pid = st.PID
+			if serr == nil {
+				pid = daemon.PID
 			}
 			if err := unmount(mnt, lazy); err != nil {
 				if pid == 0 {
@@ -44,7 +45,7 @@ func newUnmount(e env) *cobra.Command {
 			}
 			if pid != 0 && !lazy {
 				deadline := time.Now().Add(30 * time.Second)
-				for processAlive(pid) {
+				for daemon.Running() {
 					if time.Now().After(deadline) {
 						return fmt.Errorf("unmounted, but the daemon (pid %d) has not exited", pid)
 					}
@@ -56,24 +57,6 @@ func newUnmount(e env) *cobra.Command {
 	}
 	c.Flags().BoolVar(&lazy, "lazy", false, "detach now even if busy; the daemon exits when the last file is closed")
 	return c
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	if err != nil {
-		return false
-	}
-	// A zombie child of ours counts as gone.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] == ')' && i+2 < len(b) {
-			return b[i+2] != 'Z'
-		}
-	}
-	return true
 }
 
 // abortConnection aborts a FUSE connection through fusectl, which frees
