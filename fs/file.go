@@ -181,6 +181,8 @@ func (fs *FS) touchAtime(h *handle) {
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_OMIT}}
 	if unix.UtimesNanoAt(unix.AT_FDCWD, procFd(h.fd), ts, 0) == nil {
+		// The kernel drops its cached atime after every read it sends
+		// (fuse_invalidate_atime), so no notification is needed.
 		fs.cache.ChangedAttr(&h.n.Node)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -230,5 +231,40 @@ func mustDo(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAtimeAfterRead: a read that reaches the daemon moves the atime as
+// relatime does (lower files are opened O_NOATIME, so the daemon does it),
+// and the kernel-cache tier shows it.
+func TestAtimeAfterRead(t *testing.T) {
+	m := MountCryptfs(t, MountOptions{Args: []string{"--fast-path=kernel-cache"}})
+	p := filepath.Join(m.Dir, "f")
+	mustDo(t, os.WriteFile(p, bytes.Repeat([]byte("r"), 10000), 0o644))
+	past := []unix.Timespec{{Sec: 1000000000}, {Sec: 1000000001}} // atime before mtime
+	mustDo(t, unix.UtimesNano(p, past))
+	var st unix.Stat_t
+	mustDo(t, unix.Stat(p, &st))
+	if st.Atim.Sec != past[0].Sec {
+		t.Fatalf("atime %d after utimens, want %d", st.Atim.Sec, past[0].Sec)
+	}
+	f, err := os.Open(p)
+	mustDo(t, err)
+	defer f.Close()
+	// Drop the page cache so that the read reaches the daemon.
+	mustDo(t, unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED))
+	if _, err := f.ReadAt(make([]byte, 100), 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mustDo(t, unix.Stat(p, &st))
+		if st.Atim.Sec > past[1].Sec {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("atime still %d after a read (mtime %d): relatime wants it moved", st.Atim.Sec, st.Mtim.Sec)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -62,9 +62,10 @@ func (r *revoker) run() {
 			v := r.queue[0]
 			r.queue = r.queue[1:]
 			r.mu.Unlock()
-			// ENOENT only means the kernel no longer caches it.
+			// ENOENT only means the kernel no longer caches it. Offset -1
+			// drops the attributes only, not the page cache.
 			if v.inode != 0 {
-				_ = r.n.InvalidateInode(fuseops.InodeID(v.inode), 0, 0)
+				_ = r.n.InvalidateInode(fuseops.InodeID(v.inode), -1, 0)
 			} else {
 				_ = r.n.InvalidateEntry(fuseops.InodeID(v.parent), v.name)
 			}
