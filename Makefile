@@ -7,7 +7,7 @@ FUZZTIME ?= 60s
 # Every fuzz target, as package:FuzzName.
 FUZZ_TARGETS = $(shell $(GO) test -list 'Fuzz.*' ./... 2>/dev/null | awk '/^ok/{pkg=$$2} /^Fuzz/{print pkg":"$$1}' )
 
-.PHONY: all build test test-short deps lint vet staticcheck fuzz generate check-generate demo clean
+.PHONY: all build test test-short deps lint vet staticcheck fuzz generate check-generate demo vmtest clean
 
 all: build
 
@@ -59,6 +59,11 @@ check-generate:
 # init, mount, use, show the cipher tree and fast-path statistics, unmount.
 demo: deps build
 	scripts/demo.sh $(BIN)
+
+# The patched 6.1 kernel in a qemu guest (builds it once, cached under
+# /var/cache/cryptfs-vmtest), running the fast-path checks inside it.
+vmtest:
+	vmtest/smoke.sh
 
 clean:
 	rm -rf bin
