@@ -22,6 +22,12 @@ type content struct {
 	id    crypt.FileID // valid when hasID
 	hasID bool         // the lower file has a header
 	size  uint64       // plaintext size
+
+	// lastPlain is the plaintext of the partial last block as it was
+	// before a growing operation changed it (block lastBlock), kept to
+	// undo a growth that failed; oldBlock serves it instead of a read.
+	lastPlain []byte
+	lastBlock uint64
 }
 
 // errShortLower reports a lower file shorter than its size promised, for
@@ -133,6 +139,9 @@ func (c *content) oldBlock(b uint64, buf []byte) ([]byte, error) {
 	if n == 0 {
 		return nil, nil
 	}
+	if c.lastPlain != nil && b == c.lastBlock && len(c.lastPlain) == n {
+		return append(buf[:0], c.lastPlain...), nil
+	}
 	stored := make([]byte, n+crypt.BlockOverhead)
 	if err := preadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 		return nil, err
@@ -167,8 +176,64 @@ func (c *content) padLastBlock(upTo uint64) error {
 	return c.rewriteBlock(b, p)
 }
 
+// growing runs an operation that may grow the file and, when it fails
+// (typically ENOSPC while allocating), puts the file back as it was:
+// the old size, the old partial last block if it was padded, no header if
+// there was none. What was there before is never lost to a failed growth.
+func (c *content) growing(op func() error) error {
+	oldSize, oldID := c.size, c.hasID
+	c.lastPlain = nil
+	lastHole := false
+	if oldSize%crypt.BlockSize != 0 {
+		// The partial last block is rewritten by any growth: keep it.
+		b := oldSize / crypt.BlockSize
+		stored := make([]byte, blockLen(b, oldSize)+crypt.BlockOverhead)
+		if err := preadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+			return err
+		}
+		old, err := c.suite.OpenBlock(nil, stored, c.id, b)
+		if err != nil {
+			return err
+		}
+		lastHole = allZero(stored)
+		c.lastPlain, c.lastBlock = old, b
+	}
+	defer func() { c.lastPlain = nil }()
+	err := op()
+	if err == nil {
+		return nil
+	}
+	if !oldID {
+		unix.Ftruncate(c.fd, 0)
+		c.hasID, c.size = false, 0
+		return err
+	}
+	switch {
+	case c.lastPlain != nil && lastHole:
+		// It was a hole: cut it off entirely and grow back, which
+		// leaves zeros (a hole again) without allocating anything.
+		unix.Ftruncate(c.fd, int64(crypt.BlockOffset(c.lastBlock)))
+		unix.Ftruncate(c.fd, int64(crypt.CipherSize(oldSize)))
+	case c.lastPlain != nil:
+		// Rewrite it in place at its old length: its space is allocated.
+		unix.Ftruncate(c.fd, int64(crypt.CipherSize(oldSize)))
+		c.rewriteBlock(c.lastBlock, c.lastPlain)
+	default:
+		unix.Ftruncate(c.fd, int64(crypt.CipherSize(oldSize)))
+	}
+	c.size = oldSize
+	return err
+}
+
 // WriteAt writes data at off, growing the file as needed.
 func (c *content) WriteAt(data []byte, off uint64) error {
+	if off+uint64(len(data)) > c.size {
+		return c.growing(func() error { return c.writeAt(data, off) })
+	}
+	return c.writeAt(data, off)
+}
+
+func (c *content) writeAt(data []byte, off uint64) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -257,6 +322,13 @@ func (c *content) WriteAt(data []byte, off uint64) error {
 // Truncate sets the plaintext size. Growing leaves holes (all-zero stored
 // blocks); shrinking into a block re-encrypts the block's remaining part.
 func (c *content) Truncate(size uint64) error {
+	if size > c.size {
+		return c.growing(func() error { return c.truncate(size) })
+	}
+	return c.truncate(size)
+}
+
+func (c *content) truncate(size uint64) error {
 	switch {
 	case size == c.size:
 		return nil
@@ -300,6 +372,13 @@ func (c *content) Truncate(size uint64) error {
 // Allocate implements plain fallocate (grow with allocated zeros) and
 // FALLOC_FL_KEEP_SIZE (allocate lower space only).
 func (c *content) Allocate(off, length uint64, keepSize bool) error {
+	if !keepSize && off+length > c.size {
+		return c.growing(func() error { return c.allocate(off, length, false) })
+	}
+	return c.allocate(off, length, keepSize)
+}
+
+func (c *content) allocate(off, length uint64, keepSize bool) error {
 	end := off + length
 	if keepSize {
 		cEnd := crypt.BlockOffset((end + crypt.BlockSize - 1) / crypt.BlockSize)
@@ -329,6 +408,15 @@ func (c *content) Allocate(off, length uint64, keepSize bool) error {
 	}
 	c.size = max(c.size, end)
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // parallel runs fn for i in [0, n), spreading large batches over all cores.

@@ -204,3 +204,78 @@ func BenchmarkRead1MiB(b *testing.B) {
 		}
 	}
 }
+
+// TestFullDiskLosesNothing fills a small lower file system: every write
+// that fails with ENOSPC leaves the file as it was (size, content, last
+// partial block), and what was written before stays readable.
+func TestFullDiskLosesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("skipping: cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	s := testSuite(t)
+	for seed := int64(1); seed <= 8; seed++ {
+		fillUp(t, s, filepath.Join(dir, "f"), seed)
+	}
+}
+
+func fillUp(t *testing.T, s *crypt.Suite, path string, seed int64) {
+	os.Remove(path)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	rng := rand.New(rand.NewSource(seed))
+	var model []byte
+	full := 0
+	for i := 0; i < 400 && full < 20; i++ {
+		c, err := loadContent(s, fd)
+		if err != nil {
+			t.Fatalf("seed %d step %d: load: %v", seed, i, err)
+		}
+		var werr error
+		switch rng.Intn(3) {
+		case 0: // append an odd amount, so the last block is often partial
+			data := make([]byte, rng.Intn(3000)+1)
+			rng.Read(data)
+			if werr = c.WriteAt(data, uint64(len(model))); werr == nil {
+				model = append(model, data...)
+			}
+		case 1: // grow with a hole
+			size := uint64(len(model) + rng.Intn(9000) + 1)
+			if werr = c.Truncate(size); werr == nil {
+				model = append(model, make([]byte, int(size)-len(model))...)
+			}
+		default: // allocate past the end
+			n := uint64(rng.Intn(9000) + 1)
+			if werr = c.Allocate(uint64(len(model)), n, false); werr == nil {
+				model = append(model, make([]byte, n)...)
+			}
+		}
+		if werr != nil {
+			if !errors.Is(werr, unix.ENOSPC) {
+				t.Fatalf("seed %d step %d: %v, want ENOSPC or success", seed, i, werr)
+			}
+			full++
+		}
+		c, err = loadContent(s, fd)
+		if err != nil {
+			t.Fatalf("seed %d step %d (after %v): the file no longer loads: %v", seed, i, werr, err)
+		}
+		if c.size != uint64(len(model)) {
+			t.Fatalf("seed %d step %d (after %v): size %d, want %d", seed, i, werr, c.size, len(model))
+		}
+		got := make([]byte, len(model))
+		if n, err := c.ReadAt(got, 0); err != nil || n != len(model) || !bytes.Equal(got, model) {
+			t.Fatalf("seed %d step %d (after %v): content lost: read %d, %v", seed, i, werr, n, err)
+		}
+	}
+	if full == 0 {
+		t.Fatal("the lower file system never filled up: the test checked nothing")
+	}
+}
