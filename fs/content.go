@@ -1,15 +1,14 @@
 package fs
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 )
 
 // content reads and writes the plaintext of one lower file block by block.
@@ -30,15 +29,11 @@ type content struct {
 	lastBlock uint64
 }
 
-// errShortLower reports a lower file shorter than its size promised, for
-// example because it changed behind the daemon's back.
-var errShortLower = errors.New("lower file shorter than expected")
-
 // loadContent reads the header and size of the lower file behind fd.
 func loadContent(s *crypt.Suite, fd int) (*content, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("fstat: %w", err)
+		return nil, fmt.Errorf("lower.Fstat: %w", err)
 	}
 	c := &content{suite: s, fd: fd}
 	size, err := crypt.PlainSize(uint64(st.Size))
@@ -50,7 +45,7 @@ func loadContent(s *crypt.Suite, fd int) (*content, error) {
 		return c, nil
 	}
 	var hdr [crypt.HeaderLen]byte
-	if err := preadFull(fd, hdr[:], 0); err != nil {
+	if err := lower.PreadFull(fd, hdr[:], 0); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
 	id, err := crypt.ParseHeader(hdr[:])
@@ -71,7 +66,7 @@ func (c *content) ensureHeader() error {
 		return err
 	}
 	var hdr [crypt.HeaderLen]byte
-	if err := pwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
+	if err := lower.PwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
 	c.id, c.hasID = id, true
@@ -101,7 +96,7 @@ func (c *content) ReadAt(dst []byte, off uint64) (int, error) {
 
 	buf := getBuf(cLen)
 	defer putBuf(buf)
-	if err := preadFull(c.fd, buf, int64(cOff)); err != nil {
+	if err := lower.PreadFull(c.fd, buf, int64(cOff)); err != nil {
 		return 0, err
 	}
 	n := int(end - off)
@@ -143,7 +138,7 @@ func (c *content) oldBlock(b uint64, buf []byte) ([]byte, error) {
 		return append(buf[:0], c.lastPlain...), nil
 	}
 	stored := make([]byte, n+crypt.BlockOverhead)
-	if err := preadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+	if err := lower.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 		return nil, err
 	}
 	return c.suite.OpenBlock(buf[:0], stored, c.id, b)
@@ -155,7 +150,7 @@ func (c *content) rewriteBlock(b uint64, p []byte) error {
 	if err != nil {
 		return err
 	}
-	return pwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
+	return lower.PwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
 }
 
 // padLastBlock makes the current partial last block cover [its start, upTo)
@@ -188,7 +183,7 @@ func (c *content) growing(op func() error) error {
 		// The partial last block is rewritten by any growth: keep it.
 		b := oldSize / crypt.BlockSize
 		stored := make([]byte, blockLen(b, oldSize)+crypt.BlockOverhead)
-		if err := preadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+		if err := lower.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 			return err
 		}
 		old, err := c.suite.OpenBlock(nil, stored, c.id, b)
@@ -312,7 +307,7 @@ func (c *content) writeAt(data []byte, off uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := pwriteFull(c.fd, out, int64(crypt.BlockOffset(first))); err != nil {
+	if err := lower.PwriteFull(c.fd, out, int64(crypt.BlockOffset(first))); err != nil {
 		return err
 	}
 	c.size = newSize
@@ -472,37 +467,4 @@ func putBuf(b []byte) {
 	}
 	b = b[:0]
 	bufPool.Put(&b)
-}
-
-// preadFull reads exactly len(p) bytes at off.
-func preadFull(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pread(fd, p, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("pread: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("pread at %d: %w (%w)", off, errShortLower, io.ErrUnexpectedEOF)
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
-}
-
-// pwriteFull writes all of p at off.
-func pwriteFull(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pwrite(fd, p, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("pwrite: %w", err)
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
 }

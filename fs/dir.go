@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 )
 
 // dirOf returns the directory inode with the given ID.
@@ -84,12 +85,12 @@ func (fs *FS) find(p *inode, pfd int, lower, plain string) (*inode, *seen, error
 // openDirAt opens an O_PATH descriptor of a subdirectory and checks it is
 // the inode st describes (and refreshes st from it).
 func openDirAt(pfd int, name string, st *unix.Stat_t) (int, error) {
-	fd, err := openat(pfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	fd, err := lower.Openat(pfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return -1, err
 	}
 	var st2 unix.Stat_t
-	if err := fstat(fd, &st2); err != nil || (st != nil && st.Ino != 0 && st2.Ino != st.Ino) {
+	if err := lower.Fstat(fd, &st2); err != nil || (st != nil && st.Ino != 0 && st2.Ino != st.Ino) {
 		unix.Close(fd)
 		return -1, syscall.ESTALE
 	}
@@ -155,7 +156,7 @@ func (fs *FS) beginCreate(parent fuseops.InodeID, name string) (*creation, error
 		c.pfd, err = fs.dirFd(p)
 	}
 	if err == nil && c.long {
-		err = writeSidecar(c.pfd, c.lower, encoded)
+		err = lower.WriteSidecar(c.pfd, c.lower, encoded)
 	}
 	if err != nil {
 		p.Unlock()
@@ -189,7 +190,7 @@ func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
 		return nil // what the daemon (root) created it as, setgid directory or not
 	}
 	var pst, st unix.Stat_t
-	if err := fstat(c.pfd, &pst); err != nil {
+	if err := lower.Fstat(c.pfd, &pst); err != nil {
 		return err
 	}
 	if err := unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -212,7 +213,7 @@ func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
 	if mode&(unix.S_ISUID|unix.S_ISGID) == 0 || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return nil
 	}
-	fd, err := openat(c.pfd, c.lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	fd, err := lower.Openat(c.pfd, c.lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -233,17 +234,17 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 	var st unix.Stat_t
 	dfd, err := openDirAt(c.pfd, c.lower, &st)
 	if err == nil && !fs.suite.DeterministicNames() {
-		_, err = writeDirIV(dfd)
+		_, err = lower.WriteDirIV(dfd)
 	}
 	if err == nil {
 		err = fs.chownNew(ctx, c, unixMode(op.Mode))
 	}
 	if err == nil {
-		err = fstat(dfd, &st)
+		err = lower.Fstat(dfd, &st)
 	}
 	if err != nil {
 		if dfd >= 0 {
-			removeInternal(dfd)
+			lower.RemoveInternal(dfd)
 			unix.Close(dfd)
 		}
 		unix.Unlinkat(c.pfd, c.lower, unix.AT_REMOVEDIR)
@@ -439,20 +440,20 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 
 // emptyDirForRemoval checks that a lower directory holds no user entries
 // and deletes cryptfs's internal files from it.
-func (fs *FS) emptyDirForRemoval(pfd int, lower string) error {
-	dfd, err := openDirAt(pfd, lower, nil)
+func (fs *FS) emptyDirForRemoval(pfd int, lname string) error {
+	dfd, err := openDirAt(pfd, lname, nil)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
-	empty, err := lowerDirEmpty(dfd)
+	empty, err := lower.IsEmpty(dfd)
 	if err != nil {
 		return err
 	}
 	if !empty {
 		return syscall.ENOTEMPTY
 	}
-	return removeInternal(dfd)
+	return lower.RemoveInternal(dfd)
 }
 
 // Rename moves a name, replacing an existing target as rename(2) does.
@@ -528,7 +529,7 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 		}
 	}
 	if newLong {
-		if err := writeSidecar(npfd, newLower, newEnc); err != nil {
+		if err := lower.WriteSidecar(npfd, newLower, newEnc); err != nil {
 			return err
 		}
 	}
@@ -622,13 +623,13 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 		{name: "..", ino: parent, typ: fuseutil.DT_Directory},
 	}
 	atRoot := n.ID == rootID
-	err = readLowerDir(dfd, func(lower string, ino uint64, typ uint8) bool {
-		if crypt.IsReserved(lower, atRoot) {
+	err = lower.ReadDir(dfd, func(lname string, ino uint64, typ uint8) bool {
+		if crypt.IsReserved(lname, atRoot) {
 			return true
 		}
-		name, err := decodeLowerName(fs.suite, dfd, iv, lower)
+		name, err := lower.DecodeName(fs.suite, dfd, iv, lname)
 		if err != nil {
-			path := fs.lowerPath(n, lower)
+			path := fs.lowerPath(n, lname)
 			if _, seen := fs.warned.LoadOrStore(path, true); !seen {
 				fs.log.Warn().Str("op", "readdir").Uint64("inode", n.ID).Str("path", path).Err(err).
 					Msg("skipping a lower entry whose name does not decrypt")
@@ -638,7 +639,7 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 		fs.mu.Lock()
 		id := fs.idFor(fs.rootDev, ino)
 		fs.mu.Unlock()
-		entries = append(entries, dirEntry{name: name, lower: lower, ino: id, typ: fuseutil.DirentType(typ)})
+		entries = append(entries, dirEntry{name: name, lower: lname, ino: id, typ: fuseutil.DirentType(typ)})
 		return true
 	})
 	if err != nil {

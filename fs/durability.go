@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 )
 
 // Durability of directory IVs.
@@ -58,29 +58,11 @@ func (f *ivFlusher) flush() error {
 		if err != nil {
 			continue // forgotten meanwhile: removed, nothing to keep
 		}
-		if err := syncIV(dfd); err != nil && err != unix.ENOENT && first == nil {
+		if err := lower.SyncDirIV(dfd); err != nil && err != unix.ENOENT && first == nil {
 			first = err
 		}
 	}
 	return first
-}
-
-func syncIV(dfd int) error {
-	fd, err := openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	err = unix.Fsync(fd)
-	unix.Close(fd)
-	if err != nil {
-		return err
-	}
-	d, err := openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(d)
-	return unix.Fsync(d)
 }
 
 func (f *ivFlusher) run() {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 )
 
 // handle is an open regular file: a descriptor of the lower file.
@@ -59,13 +60,13 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		return err
 	}
 	defer func() { fs.endCreate(c, err) }()
-	fd, err := openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
+	fd, err := lower.Openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
 	if err != nil {
 		return err
 	}
 	var st unix.Stat_t
 	if err = fs.chownNew(ctx, c, unixMode(op.Mode)); err == nil {
-		err = fstat(fd, &st)
+		err = lower.Fstat(fd, &st)
 	}
 	if err != nil {
 		unix.Close(fd)
@@ -136,7 +137,7 @@ func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHand
 func (fs *FS) contentOf(op string, h *handle) (*content, error) {
 	c, err := loadContent(fs.suite, h.fd)
 	if err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
 			return nil, fs.authFailed(op, h.n, "", err)
 		}
 		return nil, err
@@ -158,7 +159,7 @@ func (fs *FS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 	}
 	n, err := c.ReadAt(op.Dst[:min(len(op.Dst), int(op.Size))], uint64(op.Offset))
 	if err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
 			return fs.authFailed("read", h.n, "", err)
 		}
 		return err
@@ -207,7 +208,7 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	}
 	err = c.WriteAt(op.Data, uint64(op.Offset))
 	fs.cache.ChangedAttr(&h.n.Node)
-	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
 		return fs.authFailed("write", h.n, "", err)
 	}
 	return err
@@ -262,7 +263,7 @@ func (fs *FS) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
 	}
 	err = c.Allocate(op.Offset, op.Length, op.Mode == unix.FALLOC_FL_KEEP_SIZE)
 	fs.cache.ChangedAttr(&h.n.Node)
-	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
 		return fs.authFailed("fallocate", h.n, "", err)
 	}
 	return err
@@ -397,7 +398,7 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 		return err
 	}
 	if err := c.Truncate(size); err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, errShortLower) {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
 			return fs.authFailed("truncate", n, "", err)
 		}
 		return err

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -251,7 +252,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 		if err != nil {
 			return err
 		}
-		return fstat(fd, st)
+		return lower.Fstat(fd, st)
 	}
 	for _, l := range fs.linksOf(n) {
 		pfd, err := fs.dirFd(l.parent)
@@ -273,7 +274,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 	}
 	fs.mu.Unlock()
 	if fd >= 0 {
-		return fstat(fd, st)
+		return lower.Fstat(fd, st)
 	}
 	return fmt.Errorf("inode %d: no name leads to it: %w", n.ID, syscall.ENOENT)
 }
@@ -287,7 +288,7 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		return openat(fd, ".", flags|unix.O_DIRECTORY, 0)
+		return lower.Openat(fd, ".", flags|unix.O_DIRECTORY, 0)
 	}
 	var lastErr error = syscall.ENOENT
 	for _, l := range fs.linksOf(n) {
@@ -296,16 +297,16 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 			lastErr = err
 			continue
 		}
-		fd, err := openat(pfd, l.lower, flags|noatime(flags), 0)
+		fd, err := lower.Openat(pfd, l.lower, flags|noatime(flags), 0)
 		if err == syscall.EPERM && noatime(flags) != 0 {
-			fd, err = openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
+			fd, err = lower.Openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
 		}
 		if err != nil {
 			lastErr = err
 			continue
 		}
 		var st unix.Stat_t
-		if err := fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev {
+		if err := lower.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev {
 			unix.Close(fd)
 			lastErr = syscall.ESTALE
 			continue
@@ -343,21 +344,3 @@ func noatime(flags int) int {
 // kernel resolves it to the inode the descriptor holds: no name lookup in
 // the lower tree is involved.
 func procFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-func fstat(fd int, st *unix.Stat_t) error {
-	for {
-		err := unix.Fstat(fd, st)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-func openat(dirfd int, name string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, mode)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}

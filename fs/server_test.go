@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -37,7 +38,7 @@ func writeDirIVAt(dir string) (crypt.DirIV, error) {
 		return crypt.DirIV{}, err
 	}
 	defer f.Close()
-	return writeDirIV(int(f.Fd()))
+	return lower.WriteDirIV(int(f.Fd()))
 }
 
 // TestPanicBecomesEIO: a request whose handler panics fails with EIO and

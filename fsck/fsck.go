@@ -1,16 +1,15 @@
 package fsck
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/lower"
 )
 
 // Problem is one damaged or tampered item.
@@ -78,33 +77,37 @@ func (c *checker) tick() {
 	}
 }
 
-func (c *checker) dir(dfd int, lower, plain string, atRoot bool) {
+func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 	c.r.Dirs++
 	c.tick()
-	c.xattrs(dfd, lower, plain)
+	c.xattrs(dfd, cpath, plain)
 	var iv crypt.DirIV
 	ivOK := true
 	if !c.s.DeterministicNames() {
 		var err error
-		if iv, err = readIV(dfd); err != nil {
-			c.problem(Problem{Lower: filepath.Join(lower, crypt.DirIVFile), Plain: plain, Kind: "diriv",
+		if iv, err = lower.ReadDirIV(dfd); err != nil {
+			c.problem(Problem{Lower: filepath.Join(cpath, crypt.DirIVFile), Plain: plain, Kind: "diriv",
 				Detail: "the directory's name IV is missing or damaged, so none of its names can be decrypted: " + err.Error()})
 			ivOK = false
 		}
 	}
-	entries, err := list(dfd)
+	var entries []string
+	err := lower.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+		entries = append(entries, name)
+		return true
+	})
 	if err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "io", Detail: err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
 	for _, name := range entries {
 		if crypt.IsReserved(name, atRoot) {
 			continue
 		}
-		path := filepath.Join(lower, name)
+		path := filepath.Join(cpath, name)
 		childPlain := ""
 		if ivOK {
-			p, err := decodeName(c.s, dfd, iv, name)
+			p, err := lower.DecodeName(c.s, dfd, iv, name)
 			if err != nil {
 				kind := "name"
 				if crypt.IsLongName(name) {
@@ -144,19 +147,19 @@ func (c *checker) dir(dfd int, lower, plain string, atRoot bool) {
 	}
 }
 
-func (c *checker) file(dfd int, name, lower, plain string) {
+func (c *checker) file(dfd int, name, cpath, plain string) {
 	c.r.Files++
 	c.tick()
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "io", Detail: err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
 	defer unix.Close(fd)
-	c.xattrs(fd, lower, plain)
+	c.xattrs(fd, cpath, plain)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "io", Detail: err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
 	size := uint64(st.Size)
@@ -164,27 +167,27 @@ func (c *checker) file(dfd int, name, lower, plain string) {
 		return
 	}
 	if _, err := crypt.PlainSize(size); err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "size", Detail: "the file was truncated or extended inside a block: " + err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "size", Detail: "the file was truncated or extended inside a block: " + err.Error()})
 	}
 	if size < crypt.HeaderLen {
 		return
 	}
 	hdr := make([]byte, crypt.HeaderLen)
 	if _, err := unix.Pread(fd, hdr, 0); err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "io", Detail: err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
 	id, err := crypt.ParseHeader(hdr)
 	if err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "header", Detail: err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "header", Detail: err.Error()})
 		return
 	}
 	bad := 0
 	for block := int64(0); crypt.BlockOffset(uint64(block)) < size; {
 		off := int64(crypt.BlockOffset(uint64(block)))
 		chunk := c.buf[:min(int64(len(c.buf)), int64(size)-off)]
-		if err := preadFull(fd, chunk, off); err != nil {
-			c.problem(Problem{Lower: lower, Plain: plain, Kind: "io", Detail: err.Error()})
+		if err := lower.PreadFull(fd, chunk, off); err != nil {
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 			return
 		}
 		for i := 0; i < len(chunk); i += crypt.CipherBlockSize {
@@ -193,7 +196,7 @@ func (c *checker) file(dfd int, name, lower, plain string) {
 			if _, err := c.s.OpenBlock(c.plain[:0], stored, id, uint64(block)); err != nil {
 				if bad < maxBlockProblems {
 					b := block
-					c.problem(Problem{Lower: lower, Plain: plain, Kind: "block", Block: &b,
+					c.problem(Problem{Lower: cpath, Plain: plain, Kind: "block", Block: &b,
 						Detail: fmt.Sprintf("block %d (plaintext from byte %d) fails authentication: modified, moved or torn",
 							block, block*crypt.BlockSize)})
 				}
@@ -203,25 +206,24 @@ func (c *checker) file(dfd int, name, lower, plain string) {
 		}
 	}
 	if bad > maxBlockProblems {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "block",
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "block",
 			Detail: fmt.Sprintf("%d more bad blocks not listed", bad-maxBlockProblems)})
 	}
 }
 
-func (c *checker) symlink(dfd int, name, lower, plain string) {
-	buf := make([]byte, 8192)
-	n, err := unix.Readlinkat(dfd, name, buf)
+func (c *checker) symlink(dfd int, name, cpath, plain string) {
+	stored, err := lower.Readlinkat(dfd, name)
 	if err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "io", Detail: err.Error()})
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
-	if _, err := c.s.DecryptSymlink(string(buf[:n])); err != nil {
-		c.problem(Problem{Lower: lower, Plain: plain, Kind: "symlink", Detail: "target does not decrypt: " + err.Error()})
+	if _, err := c.s.DecryptSymlink(stored); err != nil {
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "symlink", Detail: "target does not decrypt: " + err.Error()})
 	}
 }
 
 // xattrs checks the user attributes of the file behind fd.
-func (c *checker) xattrs(fd int, lower, plain string) {
+func (c *checker) xattrs(fd int, cpath, plain string) {
 	path := "/proc/self/fd/" + strconv.Itoa(fd)
 	sz, err := unix.Listxattr(path, nil)
 	if err != nil || sz == 0 {
@@ -237,7 +239,7 @@ func (c *checker) xattrs(fd int, lower, plain string) {
 		}
 		c.r.Xattrs++
 		if _, err := c.s.DecryptXattrName(lname); err != nil {
-			c.problem(Problem{Lower: lower, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("attribute name %q does not decrypt: %v", lname, err)})
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("attribute name %q does not decrypt: %v", lname, err)})
 			continue
 		}
 		vsz, err := unix.Getxattr(path, lname, nil)
@@ -249,97 +251,7 @@ func (c *checker) xattrs(fd int, lower, plain string) {
 			continue
 		}
 		if _, err := c.s.OpenXattrValue(lname, v[:vsz]); err != nil {
-			c.problem(Problem{Lower: lower, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("value of attribute %q does not decrypt: %v", lname, err)})
-		}
-	}
-}
-
-func preadFull(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pread(fd, p, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("unexpected end of file at %d", off)
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
-}
-
-func readIV(dfd int) (crypt.DirIV, error) {
-	var iv crypt.DirIV
-	fd, err := unix.Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return iv, err
-	}
-	defer unix.Close(fd)
-	var b [crypt.DirIVLen + 1]byte
-	n, err := unix.Read(fd, b[:])
-	if err != nil {
-		return iv, err
-	}
-	if n != crypt.DirIVLen {
-		return iv, fmt.Errorf("%d bytes instead of %d", n, crypt.DirIVLen)
-	}
-	copy(iv[:], b[:])
-	return iv, nil
-}
-
-func decodeName(s *crypt.Suite, dfd int, iv crypt.DirIV, name string) (string, error) {
-	enc := name
-	if crypt.IsLongName(name) {
-		fd, err := unix.Openat(dfd, crypt.SidecarName(name), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return "", fmt.Errorf("sidecar: %w", err)
-		}
-		b := make([]byte, 4096)
-		n, err := unix.Read(fd, b)
-		unix.Close(fd)
-		if err != nil {
-			return "", err
-		}
-		if enc, err = crypt.ParseSidecar(name, b[:n]); err != nil {
-			return "", err
-		}
-	} else if strings.ContainsRune(name, '.') {
-		return "", errors.New("not an encrypted name (a file added to the cipher tree from outside?)")
-	}
-	return s.DecryptName(iv, enc)
-}
-
-// list returns the names in a directory.
-func list(dfd int) ([]string, error) {
-	fd, err := unix.Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	var names []string
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		for off := 0; off < n; {
-			d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
-			off += int(d.Reclen)
-			b := (*[256]byte)(unsafe.Pointer(&d.Name[0]))
-			l := 0
-			for l < len(b) && b[l] != 0 {
-				l++
-			}
-			if name := string(b[:l]); name != "." && name != ".." {
-				names = append(names, name)
-			}
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("value of attribute %q does not decrypt: %v", lname, err)})
 		}
 	}
 }

@@ -1,0 +1,283 @@
+package lower
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+)
+
+// ErrShort reports a lower file shorter than its size promised, for
+// example because it changed behind the daemon's back or was truncated.
+var ErrShort = errors.New("lower file shorter than expected")
+
+// ErrBadIV marks an IV file of the wrong length (a crash before its data
+// reached the disk leaves it empty).
+var ErrBadIV = errors.New("damaged directory IV")
+
+// ReadDirIV reads the IV file of the directory behind dfd.
+func ReadDirIV(dfd int) (crypt.DirIV, error) {
+	var iv crypt.DirIV
+	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return iv, err
+	}
+	defer unix.Close(fd)
+	var buf [crypt.DirIVLen + 1]byte
+	n, err := ReadFull(fd, buf[:])
+	if err != nil {
+		return iv, err
+	}
+	if n != crypt.DirIVLen {
+		return iv, fmt.Errorf("%s is %d bytes, want %d: %w", crypt.DirIVFile, n, crypt.DirIVLen, ErrBadIV)
+	}
+	copy(iv[:], buf[:])
+	return iv, nil
+}
+
+// WriteDirIV gives the directory behind dfd a fresh IV file, created
+// exclusively. It is not synced here: see durability.go for when it
+// reaches stable storage.
+func WriteDirIV(dfd int) (crypt.DirIV, error) {
+	iv, err := crypt.NewDirIV()
+	if err != nil {
+		return iv, err
+	}
+	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o400)
+	if err == unix.EEXIST {
+		return ReadDirIV(dfd) // someone else won the race
+	}
+	if err != nil {
+		return iv, fmt.Errorf("create %s: %w", crypt.DirIVFile, err)
+	}
+	err = PwriteFull(fd, iv[:], 0)
+	unix.Close(fd)
+	if err != nil {
+		unix.Unlinkat(dfd, crypt.DirIVFile, 0)
+		return iv, fmt.Errorf("write %s: %w", crypt.DirIVFile, err)
+	}
+	return iv, nil
+}
+
+// IsEmpty reports whether a lower directory holds no user entries
+// (only cryptfs's internal files, if any).
+func IsEmpty(dfd int) (bool, error) {
+	empty := true
+	err := ReadDir(dfd, func(name string, ino uint64, typ uint8) bool {
+		if !crypt.IsReserved(name, false) {
+			empty = false
+			return false
+		}
+		return true
+	})
+	return empty, err
+}
+
+// ReadDir calls fn for each entry of the directory behind dfd (not "."
+// or ".."), until fn returns false.
+func ReadDir(dfd int, fn func(name string, ino uint64, typ uint8) bool) error {
+	fd, err := Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("open directory: %w", err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("getdents: %w", err)
+		}
+		if n <= 0 {
+			return nil
+		}
+		for off := 0; off < n; {
+			d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
+			off += int(d.Reclen)
+			nameBytes := (*[256]byte)(unsafe.Pointer(&d.Name[0]))
+			l := 0
+			for l < len(nameBytes) && nameBytes[l] != 0 {
+				l++
+			}
+			name := string(nameBytes[:l])
+			if name == "." || name == ".." {
+				continue
+			}
+			if !fn(name, d.Ino, d.Type) {
+				return nil
+			}
+		}
+	}
+}
+
+// RemoveInternal deletes cryptfs's internal files from an otherwise empty
+// lower directory so that it can be removed or replaced.
+func RemoveInternal(dfd int) error {
+	var names []string
+	err := ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+		if crypt.IsReserved(name, false) {
+			names = append(names, name)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := unix.Unlinkat(dfd, name, 0); err != nil && err != unix.ENOENT {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// WriteSidecar stores the encoded name of a long-name entry.
+func WriteSidecar(dfd int, longLower, encoded string) error {
+	name := crypt.SidecarName(longLower)
+	fd, err := Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if err := PwriteFull(fd, []byte(encoded), 0); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// ReadSidecar returns the encoded name a long-name entry stands for.
+func ReadSidecar(dfd int, longLower string) (string, error) {
+	fd, err := Openat(dfd, crypt.SidecarName(longLower), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := ReadFull(fd, buf)
+	if err != nil {
+		return "", err
+	}
+	return crypt.ParseSidecar(longLower, buf[:n])
+}
+
+// DecodeName returns the plaintext name of a lower entry, reading the
+// sidecar of long names.
+func DecodeName(s *crypt.Suite, dfd int, iv crypt.DirIV, lower string) (string, error) {
+	encoded := lower
+	if crypt.IsLongName(lower) {
+		var err error
+		if encoded, err = ReadSidecar(dfd, lower); err != nil {
+			return "", err
+		}
+	} else if strings.ContainsRune(lower, '.') {
+		return "", fmt.Errorf("not an encrypted name (a file added to the cipher tree from outside, e.g. a sync tool's conflict copy?): %w", crypt.ErrAuth)
+	}
+	return s.DecryptName(iv, encoded)
+}
+
+func ReadFull(fd int, p []byte) (int, error) {
+	total := 0
+	for total < len(p) {
+		n, err := unix.Read(fd, p[total:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func Readlinkat(dfd int, name string) (string, error) {
+	for size := 4096; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// PreadFull reads exactly len(p) bytes at off.
+func PreadFull(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pread(fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pread: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("pread at %d: %w (%w)", off, ErrShort, io.ErrUnexpectedEOF)
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// PwriteFull writes all of p at off.
+func PwriteFull(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pwrite(fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pwrite: %w", err)
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+func Fstat(fd int, st *unix.Stat_t) error {
+	for {
+		err := unix.Fstat(fd, st)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func Openat(dirfd int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func SyncDirIV(dfd int) error {
+	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	err = unix.Fsync(fd)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	d, err := Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	return unix.Fsync(d)
+}
