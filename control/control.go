@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cryptfs/cryptfs/mountinfo"
 )
 
 // Status describes a running mount.
@@ -208,65 +210,5 @@ func GetStats(dev uint32) (Stats, error) {
 }
 
 // Device returns the FUSE connection number (major<<20|minor) of the
-// mount at mountpoint, from /proc/self/mountinfo, without touching the
-// mount itself. It fails if mountpoint is not a cryptfs mount.
-func Device(mountpoint string) (uint32, error) {
-	abs, err := filepath.Abs(mountpoint)
-	if err != nil {
-		return 0, err
-	}
-	abs = filepath.Clean(abs)
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return 0, err
-	}
-	var dev uint32
-	found := false
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 {
-			continue
-		}
-		if unescape(f[4]) != abs {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(f) || !strings.HasPrefix(f[sep+1], "fuse") {
-			continue
-		}
-		var major, minor uint32
-		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err != nil {
-			continue
-		}
-		dev, found = major<<20|minor, true // the last mount on top wins
-	}
-	if !found {
-		return 0, fmt.Errorf("%s is not a FUSE mount", abs)
-	}
-	return dev, nil
-}
-
-// unescape decodes mountinfo's octal escapes (\040 for space, ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+// mount at mountpoint, from the mount table, without touching the mount.
+func Device(mountpoint string) (uint32, error) { return mountinfo.FUSEDevice(mountpoint) }

@@ -6,19 +6,6 @@ import (
 	"time"
 )
 
-func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{
-		`/mnt/plain`:             "/mnt/plain",
-		`/mnt/with\040space`:     "/mnt/with space",
-		`/a\011tab\134backslash`: "/a\ttab\\backslash",
-		`/trailing\04`:           `/trailing\04`,
-	} {
-		if got := unescape(in); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDeviceOfNonFUSE(t *testing.T) {
 	if _, err := Device("/"); err == nil {
 		t.Error("Device(/) succeeded; / is not a FUSE mount here")

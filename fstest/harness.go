@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cryptfs/cryptfs/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -226,40 +227,15 @@ func (m *Mount) teardown(t testing.TB) {
 	}
 }
 
-// isMounted reports whether a mount sits at path.
+// isMounted reports whether a FUSE mount sits at path.
 func isMounted(path string) bool {
-	_, err := fuseDevice(path)
+	_, err := mountinfo.FUSEDevice(path)
 	return err == nil
 }
 
-// fuseDevice returns the FUSE connection number of the mount at path.
-func fuseDevice(path string) (uint32, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || f[4] != path {
-			continue
-		}
-		var major, minor uint32
-		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-			return major<<20 | minor, nil
-		}
-	}
-	return 0, fmt.Errorf("%s is not mounted", path)
-}
+func fuseDevice(path string) (uint32, error) { return mountinfo.FUSEDevice(path) }
 
-// abortConnection aborts a FUSE connection through fusectl: requests
-// pending on a dead daemon fail instead of hanging in D state.
-func abortConnection(dev uint32) {
-	const ctl = "/sys/fs/fuse/connections"
-	if _, err := os.Stat(fmt.Sprintf("%s/%d", ctl, dev)); err != nil {
-		unix.Mount("fusectl", ctl, "fusectl", 0, "")
-	}
-	os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, dev), []byte("1"), 0)
-}
+func abortConnection(dev uint32) { mountinfo.AbortFUSE(dev) }
 
 // syncBuffer is a bytes.Buffer safe for the daemon's concurrent writes.
 type syncBuffer struct {

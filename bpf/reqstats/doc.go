@@ -6,7 +6,7 @@
 // the fast-path tier.
 //
 // A Collector counts, from the moment Open returns until Close, for the
-// connection whose device number it was given (DeviceOf finds it for a
+// connection whose device number it was given (mountinfo.FUSEDevice finds it for a
 // mount point):
 //
 //   - Sent: requests queued for user space (FORGET and INTERRUPT have no

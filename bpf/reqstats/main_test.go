@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cryptfs/cryptfs/mountinfo"
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
@@ -143,7 +144,7 @@ func mountTestFS(t *testing.T) string {
 }
 
 func unmountTestFS(t *testing.T, dir string, cmd *exec.Cmd, exited <-chan error) {
-	if dev, err := DeviceOf(dir); err == nil {
+	if dev, err := mountinfo.FUSEDevice(dir); err == nil {
 		if err := unix.Unmount(dir, 0); err != nil {
 			t.Logf("unmount %s: %v; aborting the connection", dir, err)
 			abortConnection(t, dev)
@@ -158,7 +159,7 @@ func unmountTestFS(t *testing.T, dir string, cmd *exec.Cmd, exited <-chan error)
 	case <-time.After(10 * time.Second):
 	}
 	t.Errorf("test fs did not exit after unmount; killing it")
-	if dev, err := DeviceOf(dir); err == nil {
+	if dev, err := mountinfo.FUSEDevice(dir); err == nil {
 		abortConnection(t, dev)
 	}
 	_ = cmd.Process.Kill()

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
+	"github.com/cryptfs/cryptfs/mountinfo"
 )
 
 // Buckets is the number of latency histogram buckets.
@@ -33,7 +34,7 @@ type Collector struct {
 }
 
 // Open starts counting the requests of the FUSE connection with device
-// number dev (major<<20 | minor, see DeviceOf).
+// number dev (major<<20 | minor, see mountinfo.FUSEDevice).
 func Open(dev uint32) (*Collector, error) {
 	tracing, err := tracefsDir()
 	if err != nil {
@@ -144,3 +145,7 @@ func (c *Collector) Snapshot() (Snapshot, error) {
 	}
 	return s, nil
 }
+
+// DeviceOf returns the device number of the FUSE connection mounted at
+// mountpoint, as Open wants it (see mountinfo.FUSEDevice).
+func DeviceOf(mountpoint string) (uint32, error) { return mountinfo.FUSEDevice(mountpoint) }

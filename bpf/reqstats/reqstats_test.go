@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
+	"github.com/cryptfs/cryptfs/mountinfo"
 )
 
 func openForTest(t *testing.T, dev uint32) *Collector {
@@ -38,7 +39,7 @@ func snapshot(t *testing.T, c *Collector) Snapshot {
 
 func TestDeviceOfRealMount(t *testing.T) {
 	mnt := mountTestFS(t)
-	dev, err := DeviceOf(mnt)
+	dev, err := mountinfo.FUSEDevice(mnt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +48,10 @@ func TestDeviceOfRealMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := unix.Major(st.Dev)<<20 | unix.Minor(st.Dev); dev != want {
-		t.Errorf("DeviceOf(%s) = %d, stat says %d", mnt, dev, want)
+		t.Errorf("FUSEDevice(%s) = %d, stat says %d", mnt, dev, want)
 	}
-	if _, err := DeviceOf(filepath.Dir(mnt)); err == nil {
-		t.Errorf("DeviceOf(%s) of a plain directory succeeded", filepath.Dir(mnt))
+	if _, err := mountinfo.FUSEDevice(filepath.Dir(mnt)); err == nil {
+		t.Errorf("FUSEDevice(%s) of a plain directory succeeded", filepath.Dir(mnt))
 	}
 }
 
@@ -61,11 +62,11 @@ func TestDeviceOfRealMount(t *testing.T) {
 func TestCountsLookupsOfOneConnection(t *testing.T) {
 	const n = 50
 	busy, idle := mountTestFS(t), mountTestFS(t)
-	busyDev, err := DeviceOf(busy)
+	busyDev, err := mountinfo.FUSEDevice(busy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idleDev, err := DeviceOf(idle)
+	idleDev, err := mountinfo.FUSEDevice(idle)
 	if err != nil {
 		t.Fatal(err)
 	}

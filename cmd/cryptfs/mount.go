@@ -20,6 +20,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/mountinfo"
 )
 
 // mountFlags are the options of cryptfs mount.
@@ -164,17 +165,8 @@ func checkMountpoint(mnt, cipherDir string) error {
 
 // isMountpoint reports whether anything is mounted at path.
 func isMountpoint(path string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.ReplaceAll(f[4], `\040`, " ") == path {
-			return true
-		}
-	}
-	return false
+	_, err := mountinfo.At(path)
+	return err == nil
 }
 
 // defaultLogFile is where a background daemon logs unless told otherwise.

@@ -2,14 +2,13 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/mountinfo"
 )
 
 func newUnmount(e env) *cobra.Command {
@@ -36,7 +35,7 @@ func newUnmount(e env) *cobra.Command {
 			if err := unmount(mnt, lazy); err != nil {
 				if pid == 0 {
 					// A dead daemon's mount: cut the connection, then detach.
-					abortConnection(dev)
+					mountinfo.AbortFUSE(dev)
 					err = unmount(mnt, true)
 				}
 				if err != nil {
@@ -57,14 +56,4 @@ func newUnmount(e env) *cobra.Command {
 	}
 	c.Flags().BoolVar(&lazy, "lazy", false, "detach now even if busy; the daemon exits when the last file is closed")
 	return c
-}
-
-// abortConnection aborts a FUSE connection through fusectl, which frees
-// processes stuck on a dead daemon.
-func abortConnection(dev uint32) {
-	const ctl = "/sys/fs/fuse/connections"
-	if _, err := os.Stat(ctl + "/" + fmt.Sprint(dev)); err != nil {
-		syscall.Mount("fusectl", ctl, "fusectl", 0, "")
-	}
-	os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, dev), []byte("1"), 0)
 }

@@ -1,4 +1,4 @@
-package reqstats
+package mountinfo
 
 import (
 	"strings"
@@ -16,7 +16,7 @@ const mountinfoSample = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 47 22 0:50 / /mnt/optional rw,relatime shared:27 master:3 unbindable - fuse y rw
 `
 
-func TestDeviceOf(t *testing.T) {
+func TestFUSEDevice(t *testing.T) {
 	tests := []struct {
 		mountpoint string
 		want       uint32
@@ -33,20 +33,24 @@ func TestDeviceOf(t *testing.T) {
 		{"/mnt/none", 0, "not a mount point"},
 		{"/mnt/with\\040space", 0, "not a mount point"},
 	}
+	ms, err := parse(strings.NewReader(mountinfoSample))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
-		got, err := deviceOf(strings.NewReader(mountinfoSample), tt.mountpoint)
+		got, err := fuseDevice(ms, tt.mountpoint)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("deviceOf(%q) = %d, %v; want error containing %q", tt.mountpoint, got, err, tt.wantErr)
+				t.Errorf("fuseDevice(%q) = %d, %v; want error containing %q", tt.mountpoint, got, err, tt.wantErr)
 			}
 		case err != nil || got != tt.want:
-			t.Errorf("deviceOf(%q) = %d, %v; want %d", tt.mountpoint, got, err, tt.want)
+			t.Errorf("fuseDevice(%q) = %d, %v; want %d", tt.mountpoint, got, err, tt.want)
 		}
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
+func TestUnescape(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{`/plain`, `/plain`},
 		{`/a\040b`, `/a b`},
@@ -55,8 +59,8 @@ func TestUnescapeMountinfo(t *testing.T) {
 		{`/not\089octal`, `/not\089octal`},
 	}
 	for _, tt := range tests {
-		if got := unescapeMountinfo(tt.in); got != tt.want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := unescape(tt.in); got != tt.want {
+			t.Errorf("unescape(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
