@@ -42,7 +42,7 @@ func (s *server) ServeOps(c *fuse.Connection) {
 		case *fuseops.GetInodeAttributesOp, *fuseops.GetXattrOp, *fuseops.LookUpInodeOp:
 			start := time.Now()
 			if errno, ok := s.fs.answerInline(op); ok {
-				s.fs.stats.record(op, time.Since(start), errno)
+				s.done(op, start, errno)
 				s.reply(c, ctx, errno)
 				continue
 			}
@@ -65,8 +65,24 @@ func (s *server) ServeOps(c *fuse.Connection) {
 func (s *server) handle(c *fuse.Connection, ctx context.Context, op any) {
 	start := time.Now()
 	errno := s.call(ctx, op)
-	s.fs.stats.record(op, time.Since(start), errno)
+	s.done(op, start, errno)
 	s.reply(c, ctx, errno)
+}
+
+// done counts a finished request and, at debug level, logs it: opcode,
+// inode, its cipher path (never a plaintext name), errno and duration.
+func (s *server) done(op any, start time.Time, errno syscall.Errno) {
+	d := time.Since(start)
+	s.fs.stats.record(op, d, errno)
+	if e := s.fs.log.Debug(); e.Enabled() {
+		id := opInode(op)
+		path := ""
+		if n := s.fs.getInode(id); n != nil {
+			path = s.fs.lowerPath(n, "")
+		}
+		e.Str("op", opName(op)).Uint64("inode", id).Str("path", path).
+			Int("errno", int(errno)).Dur("took", d).Msg("request")
+	}
 }
 
 func (s *server) reply(c *fuse.Connection, ctx context.Context, errno syscall.Errno) {

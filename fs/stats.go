@@ -149,3 +149,63 @@ func opcodeOf(op any) fuseop.Opcode {
 		return 0
 	}
 }
+
+// opInode returns the inode a request is about (the directory for name
+// operations), 0 for requests about no inode.
+func opInode(op any) uint64 {
+	switch o := op.(type) {
+	case *fuseops.LookUpInodeOp:
+		return uint64(o.Parent)
+	case *fuseops.GetInodeAttributesOp:
+		return uint64(o.Inode)
+	case *fuseops.SetInodeAttributesOp:
+		return uint64(o.Inode)
+	case *fuseops.ForgetInodeOp:
+		return uint64(o.Inode)
+	case *fuseops.MkDirOp:
+		return uint64(o.Parent)
+	case *fuseops.MkNodeOp:
+		return uint64(o.Parent)
+	case *fuseops.CreateFileOp:
+		return uint64(o.Parent)
+	case *fuseops.CreateLinkOp:
+		return uint64(o.Target)
+	case *fuseops.CreateSymlinkOp:
+		return uint64(o.Parent)
+	case *fuseops.RenameOp:
+		return uint64(o.OldParent)
+	case *fuseops.RmDirOp:
+		return uint64(o.Parent)
+	case *fuseops.UnlinkOp:
+		return uint64(o.Parent)
+	case *fuseops.OpenDirOp:
+		return uint64(o.Inode)
+	case *fuseops.ReadDirOp:
+		return uint64(o.Inode)
+	case *fuseops.ReadDirPlusOp:
+		return uint64(o.Inode)
+	case *fuseops.OpenFileOp:
+		return uint64(o.Inode)
+	case *fuseops.ReadFileOp:
+		return uint64(o.Inode)
+	case *fuseops.WriteFileOp:
+		return uint64(o.Inode)
+	case *fuseops.SyncFileOp:
+		return uint64(o.Inode)
+	case *fuseops.FlushFileOp:
+		return uint64(o.Inode)
+	case *fuseops.ReadSymlinkOp:
+		return uint64(o.Inode)
+	case *fuseops.GetXattrOp:
+		return uint64(o.Inode)
+	case *fuseops.ListXattrOp:
+		return uint64(o.Inode)
+	case *fuseops.SetXattrOp:
+		return uint64(o.Inode)
+	case *fuseops.RemoveXattrOp:
+		return uint64(o.Inode)
+	case *fuseops.FallocateOp:
+		return uint64(o.Inode)
+	}
+	return 0
+}

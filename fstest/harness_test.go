@@ -274,3 +274,27 @@ func TestAtimeAfterRead(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDebugLogHasNoPlaintext: with --debug every request is logged with
+// its opcode, inode and cipher path, and no plaintext name or content
+// appears in the log.
+func TestDebugLogHasNoPlaintext(t *testing.T) {
+	m := MountCryptfs(t, MountOptions{Args: []string{"--debug"}})
+	const marker = "PLAINTEXT-IN-LOG-3b9d"
+	dir := filepath.Join(m.Dir, marker+"-dir")
+	mustDo(t, os.Mkdir(dir, 0o755))
+	mustDo(t, os.WriteFile(filepath.Join(dir, marker+"-file"), []byte(marker), 0o644))
+	mustDo(t, unix.Setxattr(dir, "user."+marker, []byte(marker), 0))
+	if _, err := os.ReadFile(filepath.Join(dir, marker+"-file")); err != nil {
+		t.Fatal(err)
+	}
+	os.Stat(filepath.Join(dir, marker+"-missing"))
+	m.Unmount(t)
+	log := m.Log()
+	if !strings.Contains(log, `"op":"CREATE"`) || !strings.Contains(log, `"op":"MKDIR"`) {
+		t.Fatalf("the debug log does not show the requests:\n%s", log)
+	}
+	if strings.Contains(log, marker) {
+		t.Errorf("the debug log contains plaintext:\n%s", log)
+	}
+}
