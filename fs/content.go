@@ -307,11 +307,30 @@ func (c *content) writeAt(data []byte, off uint64) error {
 	if err != nil {
 		return err
 	}
+	if err := c.reserve(int64(crypt.BlockOffset(first)), int64(len(out))); err != nil {
+		return err
+	}
 	if err := lower.PwriteFull(c.fd, out, int64(crypt.BlockOffset(first))); err != nil {
 		return err
 	}
 	c.size = newSize
 	return nil
+}
+
+// reserve allocates the lower range a write is about to fill, so that a
+// full lower file system fails the write before any byte of it lands: a
+// write into a hole (the kernel flushes cached pages in any order) or past
+// the end can otherwise stop halfway through a block and leave it torn.
+// File systems without fallocate are written without the reservation.
+func (c *content) reserve(off, n int64) error {
+	err := unix.Fallocate(c.fd, unix.FALLOC_FL_KEEP_SIZE, off, n)
+	switch err {
+	case nil, unix.EOPNOTSUPP, unix.ENOSYS:
+		return nil
+	case unix.EINTR:
+		return c.reserve(off, n)
+	}
+	return fmt.Errorf("reserve lower space: %w", err)
 }
 
 // Truncate sets the plaintext size. Growing leaves holes (all-zero stored

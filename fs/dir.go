@@ -79,7 +79,7 @@ func (fs *FS) find(p *inode, pfd int, lower, plain string) (*inode, *seen, error
 			return nil, nil, err
 		}
 	}
-	return fs.remember(p, lower, plain, &s.st, dfd, true), s, nil
+	return fs.remember(p, lower, plain, &s.st, dfd, true, false), s, nil
 }
 
 // openDirAt opens an O_PATH descriptor of a subdirectory and checks it is
@@ -250,7 +250,7 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 		unix.Unlinkat(c.pfd, c.lower, unix.AT_REMOVEDIR)
 		return err
 	}
-	child := fs.remember(c.p, c.lower, op.Name, &st, dfd, true)
+	child := fs.remember(c.p, c.lower, op.Name, &st, dfd, true, true)
 	if !fs.suite.DeterministicNames() {
 		fs.ivs.add(child)
 	}
@@ -281,7 +281,7 @@ func (fs *FS) finishCreate(ctx context.Context, c *creation, name string, mode u
 		unix.Unlinkat(c.pfd, c.lower, 0)
 		return err
 	}
-	child := fs.remember(c.p, c.lower, name, &st, -1, true)
+	child := fs.remember(c.p, c.lower, name, &st, -1, true, true)
 	return fs.entry(c.p, name, child, &seen{st: st, fresh: true}, out)
 }
 
@@ -333,7 +333,7 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 		return err
 	}
 	fs.cache.ChangedAttr(&t.Node)
-	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true)
+	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true, false)
 	// entry takes the child's lock shared; we hold it exclusively.
 	a, err := fs.freshAttrs(child)
 	if err != nil {
@@ -426,6 +426,9 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 	}
 	if child := fs.known(&st); child != nil {
 		fs.removeLink(child, p, lower)
+		if isDir || st.Nlink <= 1 {
+			fs.markDead(child)
+		}
 		child.Lock()
 		fs.cache.ChangedAttr(&child.Node)
 		if dir {
@@ -546,6 +549,9 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 	if dstExists {
 		if t := fs.known(&dst); t != nil {
 			fs.removeLink(t, np, newLower)
+			if dst.Mode&unix.S_IFMT == unix.S_IFDIR || dst.Nlink <= 1 {
+				fs.markDead(t)
+			}
 			t.Lock()
 			fs.cache.ChangedAttr(&t.Node)
 			if t.isDir() {

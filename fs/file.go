@@ -73,7 +73,7 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		unix.Unlinkat(c.pfd, c.lower, 0)
 		return err
 	}
-	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true)
+	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true, true)
 	if err = fs.entry(c.p, op.Name, child, &seen{st: st, fresh: true}, &op.Entry); err != nil {
 		unix.Close(fd)
 		return err
@@ -100,8 +100,9 @@ func (fs *FS) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		flags = unix.O_RDONLY
 	}
 	fd, err := fs.open(n, flags)
-	if err == syscall.EACCES && want == unix.O_RDONLY {
-		// A read-only lower file the daemon may not write (non-root).
+	if (err == syscall.EACCES || err == syscall.EROFS) && want == unix.O_RDONLY {
+		// A lower file the daemon may not write (not its owner, or the
+		// lower file system is read-only): reading is still fine.
 		fd, err = fs.open(n, unix.O_RDONLY)
 		flags = unix.O_RDONLY
 	}
@@ -137,10 +138,13 @@ func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHand
 func (fs *FS) contentOf(op string, h *handle) (*content, error) {
 	c, err := loadContent(fs.suite, h.fd)
 	if err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
-			return nil, fs.authFailed(op, h.n, "", err)
+		var e syscall.Errno
+		if errors.As(err, &e) {
+			return nil, err
 		}
-		return nil, err
+		// A header that does not parse (damaged, or a format version
+		// this daemon does not read): EIO and one line naming the file.
+		return nil, fs.authFailed(op, h.n, "", err)
 	}
 	return c, nil
 }

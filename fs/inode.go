@@ -29,6 +29,7 @@ type inode struct {
 	refs       uint64 // LOOKUP-like replies minus FORGETs
 	served     uint64 // fast-path served lookups already added to refs
 	published  bool   // reachable through the fast-path maps
+	dead       bool   // the lower inode is gone: its number may name another file
 	links      []link // names of the inode the kernel may use
 	childLinks int    // links of other inodes that name this directory as parent
 	dirfd      int    // directories: an O_PATH fd, -1 when closed
@@ -84,28 +85,44 @@ func (fs *FS) mustInode(id uint64) (*inode, error) {
 // remember registers (or finds) the inode for a lower file found in parent
 // under the given names, records the name and counts one kernel reference
 // when ref is set. dirfd, if not -1, is an O_PATH fd for a directory; it is
-// adopted or closed.
-func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirfd int, ref bool) *inode {
+// adopted or closed. fresh says the request itself just created the lower
+// file.
+//
+// A lower inode number can name a new file while the kernel still holds
+// the old file's node (the old one was removed and the number reused).
+// Handing the kernel the old node ID for the new file would let it keep
+// the old file's cached size and times, so such a file gets a node ID of
+// its own: when it was just created, when the remembered inode is known to
+// be gone (dead), or when the file type differs.
+func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirfd int, ref, fresh bool) *inode {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	k := devIno{st.Dev, st.Ino}
-	id := fs.idFor(st.Dev, st.Ino)
-	n := fs.inodes[id]
 	kind := st.Mode & unix.S_IFMT
-	if n != nil && n.kind != kind {
-		// The lower inode number was reused by a file of another type
-		// while the kernel still held the old one. Start afresh; the
-		// kernel marks its old inode bad on the type change.
-		fs.dropLinksLocked(n)
-		if n.dirfd >= 0 && n.childLinks == 0 {
-			unix.Close(n.dirfd)
-			n.dirfd = -1
-		}
-		n.kind = kind
-		n.dirIVOK, n.targetOK = false, false
-		fs.cache.RevokeAttr(&n.Node)
+	var n *inode
+	if id, ok := fs.ids[k]; ok {
+		n = fs.inodes[id]
+	}
+	if n != nil && (fresh || n.dead || n.kind != kind) {
+		// The old file's node stays for the kernel's FORGET; the new file
+		// gets another ID.
+		delete(fs.ids, k)
+		n = nil
+		fs.nextPrivate++
+		id := 1<<63 | fs.nextPrivate
+		n = &inode{kind: kind, dev: st.Dev, ino: st.Ino, dirfd: -1}
+		n.ID = id
+		fs.inodes[id] = n
+		fs.ids[k] = id
 	}
 	if n == nil {
+		id := fs.idFor(st.Dev, st.Ino)
+		if old := fs.inodes[id]; old != nil {
+			// The lower number's natural ID is still held by an older
+			// file's node.
+			fs.nextPrivate++
+			id = 1<<63 | fs.nextPrivate
+		}
 		n = &inode{kind: kind, dev: st.Dev, ino: st.Ino, dirfd: -1}
 		n.ID = id
 		fs.inodes[id] = n
@@ -124,6 +141,14 @@ func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirf
 		n.refs++
 	}
 	return n
+}
+
+// markDead records that n's lower inode is gone (its last name removed):
+// its number may be reused by another file from now on.
+func (fs *FS) markDead(n *inode) {
+	fs.mu.Lock()
+	n.dead = true
+	fs.mu.Unlock()
 }
 
 func (fs *FS) addLinkLocked(n *inode, l link) {
@@ -186,7 +211,9 @@ func (fs *FS) maybeFreeLocked(n *inode) {
 		return
 	}
 	delete(fs.inodes, n.ID)
-	delete(fs.ids, devIno{n.dev, n.ino})
+	if k := (devIno{n.dev, n.ino}); fs.ids[k] == n.ID {
+		delete(fs.ids, k)
+	}
 	if n.dirfd >= 0 {
 		unix.Close(n.dirfd)
 		n.dirfd = -1
@@ -301,7 +328,14 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		if err == syscall.EPERM && noatime(flags) != 0 {
 			fd, err = lower.Openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
 		}
-		if err != nil {
+		switch err {
+		case nil:
+		case syscall.ELOOP, syscall.EISDIR, syscall.ENOTDIR, syscall.ENXIO, syscall.ENODEV:
+			// The name leads to another kind of file now (replaced
+			// behind the daemon's back): not this inode any more.
+			lastErr = syscall.ESTALE
+			continue
+		default:
 			lastErr = err
 			continue
 		}

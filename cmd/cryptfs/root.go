@@ -131,6 +131,9 @@ func (u *unlockFlags) unlock(e env, cipherDir string, sec *secrets) (*config.Con
 			if errors.Is(err, config.ErrRecoveryKeyTypo) || errors.Is(err, config.ErrWrongRecoveryKey) {
 				return nil, nil, &codedError{code: exitWrongPassword, err: err}
 			}
+			if errors.Is(err, config.ErrCorrupt) {
+				return nil, nil, &codedError{code: exitBadConfig, err: err}
+			}
 			return nil, nil, err
 		}
 		return cfg, master, nil
@@ -141,6 +144,9 @@ func (u *unlockFlags) unlock(e env, cipherDir string, sec *secrets) (*config.Con
 	}
 	master, err = cfg.Unlock(pw)
 	wipe(pw)
+	if errors.Is(err, config.ErrCorrupt) {
+		return nil, nil, &codedError{code: exitBadConfig, err: err}
+	}
 	if errors.Is(err, config.ErrWrongPassword) {
 		return nil, nil, withCode(exitWrongPassword, "wrong password for %s, or the file was tampered with (forgot the password? use --recovery-key)", configPath(cipherDir, u.config))
 	}
