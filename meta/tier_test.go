@@ -60,6 +60,26 @@ func TestKernelCacheTier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// What `cryptfs stats --json` reports: the daemon's own tracepoint
+		// collector, read over its control socket.
+		daemonUpcalls := func() (lookups, getattrs uint64) {
+			st, err := control.GetStats(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Source != "tracepoint" {
+				t.Fatalf("cryptfs stats counts from %q, want the tracepoint program", st.Source)
+			}
+			for _, o := range st.Ops {
+				switch o.Opcode {
+				case "LOOKUP":
+					lookups = o.Upcalls
+				case "GETATTR":
+					getattrs = o.Upcalls
+				}
+			}
+			return lookups, getattrs
+		}
 		statAll := func() ([]string, reqstats.Snapshot) {
 			before, err := col.Snapshot()
 			if err != nil {
@@ -81,8 +101,14 @@ func TestKernelCacheTier(t *testing.T) {
 			return out, after.Sub(before)
 		}
 		first, d1 := statAll()
+		l0, g0 := daemonUpcalls()
 		second, d2 := statAll()
+		l1, g1 := daemonUpcalls()
 		col.Close()
+		if l1-l0 != d2.Ops[fuseop.Lookup].Sent || g1-g0 != d2.Ops[fuseop.Getattr].Sent {
+			t.Errorf("%s: cryptfs stats counted %d LOOKUP and %d GETATTR in the second pass, the test's own collector %d and %d",
+				tier, l1-l0, g1-g0, d2.Ops[fuseop.Lookup].Sent, d2.Ops[fuseop.Getattr].Sent)
+		}
 		lookups := func(d reqstats.Snapshot) uint64 { return d.Ops[fuseop.Lookup].Sent }
 		getattrs := func(d reqstats.Snapshot) uint64 { return d.Ops[fuseop.Getattr].Sent }
 		t.Logf("%s: first pass %d LOOKUP %d GETATTR, second pass %d LOOKUP %d GETATTR (%d files)",
