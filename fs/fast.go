@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"strings"
 	"syscall"
 
 	"github.com/jacobsa/fuse/fuseops"
@@ -29,6 +30,9 @@ func (fs *FS) answerInline(op any) (errno syscall.Errno, ok bool) {
 		return 0, true
 
 	case *fuseops.GetXattrOp:
+		if !strings.HasPrefix(o.Name, userPrefix) {
+			return syscall.ENODATA, true // only user.* is ever stored
+		}
 		n := fs.getInode(uint64(o.Inode))
 		if n == nil || !n.TryRLock() {
 			return 0, false

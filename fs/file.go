@@ -121,6 +121,9 @@ func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHand
 	if ok {
 		delete(fs.handles, op.Handle)
 		delete(h.n.handles, h)
+		if len(h.n.handles) == 0 {
+			h.n.handles = nil // an empty map still holds its buckets
+		}
 	}
 	fs.mu.Unlock()
 	if !ok {

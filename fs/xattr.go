@@ -15,7 +15,8 @@ import (
 
 // Extended attributes: only the user namespace is stored (encrypted, as
 // user.* attributes of the lower file). Every other namespace reads as
-// absent (security.capability, asked before every write, among them) and
+// absent (security.capability, asked before every write, among them;
+// the fast-path program is told so and answers them in the kernel) and
 // refuses changes with EOPNOTSUPP. Symlinks carry no user attributes, as on
 // Linux's local file systems.
 
@@ -61,7 +62,13 @@ func lowerXattr(path, name string) ([]byte, error) {
 // getXattr returns the plaintext value of name on n (ENODATA if absent).
 // Call with n's lock held (either mode).
 func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
-	if len(name) > crypt.MaxXattrName && strings.HasPrefix(name, userPrefix) {
+	if !strings.HasPrefix(name, userPrefix) {
+		// Never stored, so never cached either (the kernel asks for
+		// security.capability before every write: a cache entry per
+		// written file would be most of the daemon's memory).
+		return nil, syscall.ENODATA
+	}
+	if len(name) > crypt.MaxXattrName {
 		return nil, syscall.ERANGE // as the kernel says for over-long names
 	}
 	if v, present, ok := fs.cache.ServeXattr(&n.Node, name); ok {
@@ -70,7 +77,7 @@ func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
 		}
 		return v, nil
 	}
-	if !strings.HasPrefix(name, userPrefix) || n.kind == unix.S_IFLNK {
+	if n.kind == unix.S_IFLNK {
 		fs.cache.SetXattr(&n.Node, name, nil, false)
 		return nil, syscall.ENODATA
 	}

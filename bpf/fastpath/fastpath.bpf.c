@@ -68,6 +68,15 @@ struct fp_xattr {
 	__u8	value[FUSE_FASTPATH_XATTR_MAX];	/* zero-padded; empty if size is too large */
 };
 
+/* fp_settings.flags: every xattr outside the "user." namespace is absent. */
+#define FP_USER_XATTRS_ONLY	1
+
+/* The one value of the settings array: per-mount policy set by the daemon. */
+struct fp_settings {
+	__u32	flags;		/* FP_USER_XATTRS_ONLY */
+	__u32	padding;
+};
+
 /* Value of the per-CPU op_stats array, indexed by opcode. */
 struct fp_op_stats {
 	__u64	hits;		/* answered in the kernel, errors included */
@@ -105,6 +114,13 @@ struct {
 	__type(key, __u64);
 	__type(value, __u64);
 } served_lookups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fp_settings);
+} settings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -232,12 +248,30 @@ static __always_inline int do_getattr(struct fuse_fastpath_ctx *ctx)
 	return FUSE_FASTPATH_SERVED;
 }
 
+/* Whether the xattr name in ctx is in the "user." namespace. */
+static __always_inline int user_xattr(const struct fuse_fastpath_ctx *ctx)
+{
+	return ctx->name_len > 5 && ctx->name[0] == 'u' && ctx->name[1] == 's' &&
+	       ctx->name[2] == 'e' && ctx->name[3] == 'r' && ctx->name[4] == '.';
+}
+
 static __always_inline int do_getxattr(struct fuse_fastpath_ctx *ctx)
 {
 	struct fp_name_key key;
+	struct fp_settings *set;
 	struct fp_xattr *x;
+	__u32 zero = 0;
 	__u32 len;
 
+	/*
+	 * A file system that stores only user attributes (cryptfs) has no
+	 * security.*, system.* or trusted.* ones: the kernel asks for
+	 * security.capability before every write and ls asks for
+	 * security.selinux and system.posix_acl_access per entry.
+	 */
+	set = bpf_map_lookup_elem(&settings, &zero);
+	if (set && (set->flags & FP_USER_XATTRS_ONLY) && !user_xattr(ctx))
+		return -ENODATA;
 	if (load_name_key(ctx, &key))
 		return FUSE_FASTPATH_UPCALL;
 	x = bpf_map_lookup_elem(&xattrs, &key);

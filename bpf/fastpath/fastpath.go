@@ -44,6 +44,9 @@ const (
 // fpXattrNegative is FP_XATTR_NEGATIVE in fastpath.bpf.c.
 const fpXattrNegative = 1
 
+// fpUserXattrsOnly is FP_USER_XATTRS_ONLY in fastpath.bpf.c.
+const fpUserXattrsOnly = 1
+
 // ioctlAttach is FUSE_DEV_IOC_FASTPATH_ATTACH = _IOW(229, 0x80, __s32).
 const ioctlAttach = 1<<30 | 4<<16 | 229<<8 | 0x80
 
@@ -386,4 +389,20 @@ func RunProgram(p *ebpf.Program, in *Ctx) (ret int32, out *Ctx, err error) {
 		return 0, nil, fmt.Errorf("fastpath: test run: %w", err)
 	}
 	return int32(r), out, nil
+}
+
+// SetUserXattrsOnly declares (on) that the file system stores extended
+// attributes in the "user." namespace only: the program then answers
+// GETXATTR of any other name with -ENODATA without a map entry (the kernel
+// asks for security.capability before every write, ls for
+// security.selinux and system.posix_acl_access per entry).
+func (f *FastPath) SetUserXattrsOnly(on bool) error {
+	var v fastpathFpSettings
+	if on {
+		v.Flags = fpUserXattrsOnly
+	}
+	if err := f.objs.Settings.Put(uint32(0), &v); err != nil {
+		return fmt.Errorf("fastpath: update settings: %w", err)
+	}
+	return nil
 }

@@ -44,6 +44,12 @@ type fastpathFpOpStats struct {
 	Misses uint64
 }
 
+type fastpathFpSettings struct {
+	_       structs.HostLayout
+	Flags   uint32
+	Padding uint32
+}
+
 type fastpathFpXattr struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -125,6 +131,7 @@ const (
 	fastpathMapDentries      = "dentries"
 	fastpathMapOpStats       = "op_stats"
 	fastpathMapServedLookups = "served_lookups"
+	fastpathMapSettings      = "settings"
 	fastpathMapXattrs        = "xattrs"
 	fastpathProgFuseFastpath = "fuse_fastpath"
 )
@@ -182,6 +189,7 @@ type fastpathMapSpecs struct {
 	Dentries      *ebpf.MapSpec `ebpf:"dentries"`
 	OpStats       *ebpf.MapSpec `ebpf:"op_stats"`
 	ServedLookups *ebpf.MapSpec `ebpf:"served_lookups"`
+	Settings      *ebpf.MapSpec `ebpf:"settings"`
 	Xattrs        *ebpf.MapSpec `ebpf:"xattrs"`
 }
 
@@ -215,6 +223,7 @@ type fastpathMaps struct {
 	Dentries      *ebpf.Map `ebpf:"dentries"`
 	OpStats       *ebpf.Map `ebpf:"op_stats"`
 	ServedLookups *ebpf.Map `ebpf:"served_lookups"`
+	Settings      *ebpf.Map `ebpf:"settings"`
 	Xattrs        *ebpf.Map `ebpf:"xattrs"`
 }
 
@@ -224,6 +233,7 @@ func (m *fastpathMaps) Close() error {
 		m.Dentries,
 		m.OpStats,
 		m.ServedLookups,
+		m.Settings,
 		m.Xattrs,
 	)
 }

@@ -625,3 +625,47 @@ func TestAttachWithoutConnection(t *testing.T) {
 	}
 	t.Logf("Attach: %v", err)
 }
+
+// TestUserXattrsOnly: with the setting on, names outside "user." are
+// absent without any map entry; user names still need one; off again,
+// everything unknown goes to the daemon.
+func TestUserXattrsOnly(t *testing.T) {
+	f := LoadForTest(t)
+	const node = 77
+	if err := f.PutXattr(node, "user.known", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string) int32 {
+		t.Helper()
+		c, err := GetxattrCtx(node, name, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ret, _, err := f.Run(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ret
+	}
+	names := []string{"security.capability", "security.selinux", "system.posix_acl_access", "trusted.x", "user", "user.", "usex.y"}
+	for _, on := range []bool{true, false} {
+		if err := f.SetUserXattrsOnly(on); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			want := int32(Upcall)
+			if on {
+				want = -int32(unix.ENODATA)
+			}
+			if got := run(name); got != want {
+				t.Errorf("setting %v: GETXATTR %q returned %d, want %d", on, name, got, want)
+			}
+		}
+		if got := run("user.unknown"); got != Upcall {
+			t.Errorf("setting %v: GETXATTR of an unpublished user name returned %d, want upcall", on, got)
+		}
+		if got := run("user.known"); got != Served {
+			t.Errorf("setting %v: GETXATTR of a published user name returned %d, want served", on, got)
+		}
+	}
+}

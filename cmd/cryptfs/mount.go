@@ -35,6 +35,7 @@ type mountFlags struct {
 	daemon     bool // internal: the background child, key on fd 3, status on fd 4
 	bpfShadow  bool // testing: ebpf tier without attaching (stock kernels)
 	cpuProfile string
+	memProfile string
 }
 
 // Descriptors inherited by the background daemon.
@@ -79,6 +80,8 @@ the kernel has the hook, else kernel-cache).`,
 	f.MarkHidden("bpf-shadow")
 	f.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (pprof format) until it unmounts")
 	f.MarkHidden("cpuprofile")
+	f.StringVar(&m.memProfile, "memprofile", "", "write a heap profile of the daemon to `FILE` when it unmounts")
+	f.MarkHidden("memprofile")
 	return c
 }
 
@@ -224,6 +227,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, master []byte)
 	}
 	if m.cpuProfile != "" {
 		argv = append(argv, "--cpuprofile", m.cpuProfile)
+	}
+	if m.memProfile != "" {
+		argv = append(argv, "--memprofile", m.memProfile)
 	}
 	argv = append(argv, "--", cipherDir, mnt)
 	cmd := exec.Command(self, argv...)
