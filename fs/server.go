@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,8 +23,9 @@ import (
 func (fs *FS) Server() fuse.Server { return &server{fs: fs} }
 
 type server struct {
-	fs *FS
-	wg sync.WaitGroup
+	fs       *FS
+	wg       sync.WaitGroup
+	inflight atomic.Int32 // requests being served by goroutines of their own
 }
 
 func (s *server) ServeOps(c *fuse.Connection) {
@@ -52,14 +54,34 @@ func (s *server) ServeOps(c *fuse.Connection) {
 				s.handle(c, ctx, op)
 			}()
 		default:
+			if s.inflight.Load() == 0 && quick(op) {
+				// Nothing else is being served: a goroutine would add a
+				// hand-off and buy no parallelism.
+				s.handle(c, ctx, op)
+				continue
+			}
 			s.wg.Add(1)
+			s.inflight.Add(1)
 			go func() {
 				defer s.wg.Done()
+				defer s.inflight.Add(-1)
 				s.handle(c, ctx, op)
 			}()
 		}
 	}
 	s.wg.Wait()
+}
+
+// quick reports whether a request is cheap enough to serve on the reader
+// goroutine when nothing else is in flight: metadata requests, not data
+// transfers or syncs, which may wait for the disk.
+func quick(op any) bool {
+	switch op.(type) {
+	case *fuseops.ReadFileOp, *fuseops.WriteFileOp, *fuseops.SyncFileOp, *fuseops.FallocateOp,
+		*fuseops.ReadDirOp, *fuseops.ReadDirPlusOp:
+		return false
+	}
+	return true
 }
 
 func (s *server) handle(c *fuse.Connection, ctx context.Context, op any) {
