@@ -41,6 +41,7 @@ func (s *server) ServeOps(c *fuse.Connection) {
 		switch op.(type) {
 		case *fuseops.ForgetInodeOp, *fuseops.BatchForgetOp:
 			s.handle(c, ctx, op)
+			continue
 		case *fuseops.GetInodeAttributesOp, *fuseops.GetXattrOp, *fuseops.LookUpInodeOp:
 			start := time.Now()
 			if errno, ok := s.fs.answerInline(op); ok {
@@ -48,26 +49,20 @@ func (s *server) ServeOps(c *fuse.Connection) {
 				s.reply(c, ctx, errno)
 				continue
 			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.handle(c, ctx, op)
-			}()
-		default:
-			if s.inflight.Load() == 0 && quick(op) {
-				// Nothing else is being served: a goroutine would add a
-				// hand-off and buy no parallelism.
-				s.handle(c, ctx, op)
-				continue
-			}
-			s.wg.Add(1)
-			s.inflight.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer s.inflight.Add(-1)
-				s.handle(c, ctx, op)
-			}()
 		}
+		if s.inflight.Load() == 0 && quick(op) {
+			// Nothing else is being served: a goroutine would add a
+			// hand-off and buy no parallelism.
+			s.handle(c, ctx, op)
+			continue
+		}
+		s.wg.Add(1)
+		s.inflight.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.inflight.Add(-1)
+			s.handle(c, ctx, op)
+		}()
 	}
 	s.wg.Wait()
 }
