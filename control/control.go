@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cryptfs/cryptfs/mountinfo"
@@ -119,6 +120,7 @@ func SocketPath(dev uint32) string {
 type Server struct {
 	l    net.Listener
 	path string
+	ino  uint64 // the socket file this server created
 }
 
 // Listen creates the socket for dev.
@@ -136,7 +138,7 @@ func Listen(dev uint32, h Handler) (*Server, error) {
 		l.Close()
 		return nil, err
 	}
-	s := &Server{l: l, path: path}
+	s := &Server{l: l, path: path, ino: fileIno(path)}
 	go s.serve(h)
 	return s, nil
 }
@@ -172,11 +174,26 @@ func (s *Server) serve(h Handler) {
 	}
 }
 
-// Close stops serving and removes the socket.
+// Close stops serving and removes the socket, unless the path has been
+// taken over since: device numbers are reused at once, so a new mount's
+// daemon may already have its socket there.
 func (s *Server) Close() error {
+	if ul, ok := s.l.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
 	err := s.l.Close()
-	os.Remove(s.path)
+	if fileIno(s.path) == s.ino {
+		os.Remove(s.path)
+	}
 	return err
+}
+
+func fileIno(path string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Lstat(path, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // ErrNoDaemon means no daemon answers for the mount.

@@ -50,3 +50,23 @@ func TestRoundTrip(t *testing.T) {
 		t.Error("the socket is still there after Close")
 	}
 }
+
+// TestCloseKeepsASuccessorsSocket: a daemon that exits after another took
+// over its (reused) device number must not remove the other's socket.
+func TestCloseKeepsASuccessorsSocket(t *testing.T) {
+	t.Setenv("CRYPTFS_RUNTIME_DIR", t.TempDir())
+	const dev = 2<<20 | 7
+	old, err := Listen(dev, fakeHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	successor, err := Listen(dev, fakeHandler{}) // removes the stale path, makes its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer successor.Close()
+	old.Close()
+	if _, err := GetStatus(dev); err != nil {
+		t.Errorf("the successor's socket is gone after the old server closed: %v", err)
+	}
+}
