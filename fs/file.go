@@ -184,7 +184,10 @@ func (fs *FS) touchAtime(h *handle) {
 	if err != nil {
 		return
 	}
-	if a.Atime.After(a.Mtime) && a.Atime.After(a.Ctime) && time.Since(a.Atime) < 24*time.Hour {
+	// relatime: update when atime is not after mtime, before ctime, or a
+	// day old. (ctime equal to atime is what this very update leaves, as
+	// utimensat also sets ctime; the kernel's own atime updates do not.)
+	if a.Atime.After(a.Mtime) && !a.Atime.Before(a.Ctime) && time.Since(a.Atime) < 24*time.Hour {
 		return
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_OMIT}}
