@@ -76,3 +76,6 @@ vmtest:
 
 clean:
 	rm -rf bin
+
+# make bench, make bench-quick: side-by-side benchmarks (bench/).
+include bench/Makefile.inc

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// procSample is what /proc says about a daemon at one moment.
+type procSample struct {
+	CPU    time.Duration // user+system time of all its threads
+	PeakKB int64         // VmHWM: peak resident set since start or the last resetPeakRSS
+	RSSKB  int64         // VmRSS
+}
+
+// readProc samples process pid.
+func readProc(pid int) (procSample, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return procSample{}, fmt.Errorf("read status of pid %d: %w", pid, err)
+	}
+	var s procSample
+	if s.PeakKB, err = statusField(status, "VmHWM"); err != nil {
+		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	if s.RSSKB, err = statusField(status, "VmRSS"); err != nil {
+		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	if s.CPU, err = threadsCPU(pid); err != nil {
+		return procSample{}, err
+	}
+	return s, nil
+}
+
+// statusField returns the value in kB of a "Name:   123 kB" line of
+// /proc/PID/status.
+func statusField(status []byte, name string) (int64, error) {
+	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok || string(k) != name {
+			continue
+		}
+		f := bytes.Fields(v)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, fmt.Errorf("malformed %s line %q", name, line)
+		}
+		return strconv.ParseInt(string(f[0]), 10, 64)
+	}
+	return 0, fmt.Errorf("no %s in /proc status", name)
+}
+
+// threadsCPU sums the CPU time of the threads of pid from
+// /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat only has clock
+// ticks of 10 ms, too coarse for the short workloads). Threads that exited
+// are not counted; the Go runtime keeps its threads.
+func threadsCPU(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no threads of pid %d in /proc", pid)
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		ns, err := parseSchedstat(data)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		total += ns
+	}
+	return total, nil
+}
+
+// parseSchedstat returns the first field of a schedstat line: time spent
+// on the CPU, in nanoseconds.
+func parseSchedstat(data []byte) (time.Duration, error) {
+	f := bytes.Fields(data)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("malformed schedstat %q", data)
+	}
+	ns, err := strconv.ParseInt(string(f[0]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed schedstat %q: %w", data, err)
+	}
+	return time.Duration(ns), nil
+}
+
+// resetPeakRSS makes VmHWM start again from the current RSS (Linux 4.0+),
+// so the peak measured after a workload is that workload's peak.
+func resetPeakRSS(pid int) error {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset peak RSS of pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// dropCaches writes back dirty data and drops the page, dentry and inode
+// caches of every file system, so the next access reads from the disk.
+func dropCaches() error {
+	unix.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		return fmt.Errorf("drop caches: %w", err)
+	}
+	return nil
+}
+
+// loadAverage returns the 1-minute load average (0 if unreadable): the
+// machine is shared, so every figure is recorded with the load it ran under.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(data)
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(f[0]), 64)
+	return v
+}
