@@ -51,8 +51,9 @@ func (s *Stats) record(op any, d time.Duration, errno syscall.Errno) {
 	}
 	c := &s.ops[code]
 	c.count.Add(1)
-	// A negative lookup or absent xattr is an answer, not a failure.
-	if errno != 0 && errno != syscall.ENOENT && errno != syscall.ENODATA {
+	// A negative lookup, an absent xattr or a deliberate ENOSYS (FLUSH) is
+	// an answer, not a failure.
+	if errno != 0 && errno != syscall.ENOENT && errno != syscall.ENODATA && errno != syscall.ENOSYS {
 		c.errors.Add(1)
 	}
 	ns := max(uint64(d.Nanoseconds()), 1)
