@@ -219,7 +219,15 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 		if err != nil {
 			return err
 		}
-		devFD = int(dev.Fd())
+		// jacobsa/fuse wraps /dev/fd/N in an *os.File of its own and closes
+		// it when the connection ends; dev must not own the same number, or
+		// its finalizer closes it under the library's reads. The library
+		// gets a duplicate; dev stays open (and reachable) until we return.
+		defer dev.Close()
+		if devFD, err = unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			unix.Unmount(a.mountpoint, unix.MNT_DETACH)
+			return fmt.Errorf("dup /dev/fuse: %w", err)
+		}
 		if mfs, err = fuse.Mount(fmt.Sprintf("/dev/fd/%d", devFD), server, fs.MountConfig(mopts)); err != nil {
 			unix.Unmount(a.mountpoint, unix.MNT_DETACH)
 			return fmt.Errorf("serve %s: %w", a.mountpoint, err)
