@@ -20,12 +20,16 @@
 #   --smp N           guest CPUs (default 2)
 #   --append ARGS     extra kernel command line arguments
 #   --keep DIR        keep the initramfs and console log in DIR
+#   --scratch SIZE    attach a fresh ext4 disk of SIZE (e.g. 4G, sparse,
+#                     made with mkfs.ext4 on the host) and mount it on
+#                     /scratch in the guest: a disk file system with user
+#                     xattrs (6.1's tmpfs has none) and more room than RAM
 #
-# The guest mounts proc, sysfs, devtmpfs, a tmpfs on /tmp (the working
-# directory of COMMAND), bpffs on /sys/fs/bpf and fusectl, runs COMMAND
-# with its output on the console, fails the run if the kernel log shows an
-# oops, a BUG or a WARNING, prints an exit marker line and reboots.  The
-# host parses the marker.
+# The guest mounts proc, sysfs, devtmpfs, tmpfs on /tmp (the working
+# directory of COMMAND) and /run, bpffs on /sys/fs/bpf, fusectl and the
+# scratch disk if any, runs COMMAND with its output on the console, fails
+# the run if the kernel log shows an oops, a BUG or a WARNING, prints an
+# exit marker line and reboots.  The host parses the marker.
 #
 # Exit status: COMMAND's status; 101 if COMMAND passed but the kernel
 # complained; 124 on timeout; 125 if the guest died without a status
@@ -44,6 +48,7 @@ mem=1G
 smp=2
 append=
 keep=
+scratch=
 cache=${CRYPTFS_VMTEST_CACHE:-/var/cache/cryptfs-vmtest}
 
 usage() {
@@ -65,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--smp) smp=$2; shift 2 ;;
 	--append) append=$2; shift 2 ;;
 	--keep) keep=$2; shift 2 ;;
+	--scratch) scratch=$2; shift 2 ;;
 	-h|--help) usage ;;
 	--) shift; break ;;
 	*) echo "vmtest: unknown argument $1" >&2; usage ;;
@@ -73,7 +79,9 @@ done
 [ $# -gt 0 ] || { echo "vmtest: no command given" >&2; usage; }
 case $accel in auto|kvm|tcg) ;; *) die "--accel must be auto, kvm or tcg" ;; esac
 
-for tool in qemu-system-x86_64 cpio; do
+tools=(qemu-system-x86_64 cpio)
+[ -n "$scratch" ] && tools+=(mkfs.ext4)
+for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null || die "$tool not found (run vmtest/build-kernel.sh, which installs it)"
 done
 busybox=/bin/busybox
@@ -95,7 +103,7 @@ shquote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 # pack_initramfs DIR: a cpio archive with busybox, /init and DIR/extra.
 pack_initramfs() {
 	local root=$1/root out=$1/initramfs.cpio applet
-	mkdir -p "$root"/{bin,dev,proc,sys,tmp,data,vmtest}
+	mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,data,vmtest,scratch}
 	cp "$busybox" "$root/bin/busybox"
 	for applet in $("$busybox" --list); do
 		[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
@@ -119,6 +127,12 @@ write_init() {
 		mount -t proc proc /proc
 		mount -t sysfs sysfs /sys
 		mount -t tmpfs tmpfs /tmp
+		mount -t tmpfs -o mode=755 tmpfs /run
+		if [ -b /dev/vda ] && ! mount -t ext4 /dev/vda /scratch; then
+			echo "vmtest: cannot mount the scratch disk"
+			echo "$2=125"
+			reboot -f
+		fi
 		mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 		mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
 		echo "vmtest: guest up, kernel \$(uname -r), \$(nproc) CPUs"
@@ -136,14 +150,20 @@ write_init() {
 	EOF
 }
 
-qemu_run() { # qemu_run ACCEL INITRAMFS TIMEOUT LOG
+# qemu_run ACCEL INITRAMFS TIMEOUT LOG [QEMU_ARG...]: the console goes to LOG
+# and, line by line (sed -u, so a log file or CI shows progress), to stdout.
+qemu_run() {
 	local a=(-accel "tcg,thread=multi" -cpu max)
 	[ "$1" = kvm ] && a=(-accel kvm -cpu host)
-	timeout -k 5 "$3" qemu-system-x86_64 "${a[@]}" -m "$mem" -smp "$smp" \
-		-kernel "$kernel" -initrd "$2" \
+	local initrd=$2 secs=$3 logf=$4
+	shift 4
+	# --foreground keeps qemu in our process group: ^C or killing the
+	# caller's group stops it too.
+	timeout --foreground -k 5 "$secs" qemu-system-x86_64 "${a[@]}" "$@" -m "$mem" -smp "$smp" \
+		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 quiet panic=-1 oops=panic $append" \
 		-display none -no-reboot -nodefaults -serial stdio </dev/null |
-		tee "$4" | tr -d '\r'
+		tee "$logf" | sed -u 's/\r//g'
 	return "${PIPESTATUS[0]}"
 }
 
@@ -200,10 +220,18 @@ done
 } >"$work/run/extra/vmtest/cmd.sh"
 pack_initramfs "$work/run"
 
+disk=()
+if [ -n "$scratch" ]; then
+	truncate -s "$scratch" "$work/scratch.img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$work/scratch.img" ||
+		die "mkfs.ext4 of the scratch disk failed"
+	disk=(-drive "file=$work/scratch.img,format=raw,if=virtio,cache=unsafe")
+fi
+
 log "booting $kernel ($accel, $smp CPUs, $mem, timeout ${timeout}s)"
 start=$(date +%s.%N)
 set +e
-qemu_run "$accel" "$work/run/initramfs.cpio" "$timeout" "$work/run/log"
+qemu_run "$accel" "$work/run/initramfs.cpio" "$timeout" "$work/run/log" ${disk[@]+"${disk[@]}"}
 qrc=$?
 set -e
 elapsed=$(echo "$(date +%s.%N) - $start" | bc)

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/control"
+)
+
+// password unlocks the cipher directories the workloads create (with the
+// cheap test KDF).
+const password = "vmtest workload password"
+
+// cli runs the cryptfs binary under test.
+type cli struct {
+	bin        string
+	mountFlags []string // extra flags for cryptfs mount (e.g. --debug)
+}
+
+func (c cli) run(stdin string, args ...string) ([]byte, error) {
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("cryptfs %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// initDir creates a cipher directory.
+func (c cli) initDir(dir string) error {
+	_, err := c.run(password+"\n", "init", "--insecure-kdf", dir)
+	return err
+}
+
+// mount is a background cryptfs mount.
+type mount struct {
+	cli     cli
+	Cipher  string
+	Dir     string
+	Tier    string
+	LogFile string
+	status  control.Status
+}
+
+// mountTier mounts cipher on mnt with --fast-path=tier in the background
+// (the command returns when the mount answers) and checks that the daemon
+// runs the tier asked for, not a fallback.
+func (c cli) mountTier(cipher, mnt, tier, logFile string) (*mount, error) {
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{"mount", "--insecure-kdf", "--fast-path=" + tier, "--log-file", logFile}, c.mountFlags...)
+	if _, err := c.run(password+"\n", append(args, cipher, mnt)...); err != nil {
+		return nil, err
+	}
+	m := &mount{cli: c, Cipher: cipher, Dir: mnt, Tier: tier, LogFile: logFile}
+	out, err := c.run("", "status", "--json", mnt)
+	if err != nil {
+		m.unmount()
+		return nil, err
+	}
+	if err := json.Unmarshal(out, &m.status); err != nil {
+		m.unmount()
+		return nil, fmt.Errorf("cryptfs status --json: %w", err)
+	}
+	if m.status.Tier != tier {
+		m.unmount()
+		return nil, fmt.Errorf("mounted with --fast-path=%s, but the daemon runs %q (%s)", tier, m.status.Tier, m.status.TierReason)
+	}
+	return m, nil
+}
+
+// stats returns the daemon's request figures.
+func (m *mount) stats() (control.Stats, error) {
+	var st control.Stats
+	out, err := m.cli.run("", "stats", "--json", m.Dir)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("cryptfs stats --json: %w", err)
+	}
+	return st, nil
+}
+
+// unmount unmounts (waiting for the daemon to exit) and fails if the
+// daemon logged an error.
+func (m *mount) unmount() error {
+	if _, err := m.cli.run("", "unmount", m.Dir); err != nil {
+		return err
+	}
+	return m.logErrors()
+}
+
+// logErrors returns an error quoting the daemon's error-level log lines.
+func (m *mount) logErrors() error {
+	data, err := os.ReadFile(m.LogFile)
+	if err != nil {
+		return fmt.Errorf("daemon log: %w", err)
+	}
+	var bad []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"fatal"`) || strings.Contains(l, `"level":"panic"`) {
+			bad = append(bad, l)
+		}
+	}
+	if len(bad) > 0 {
+		if len(bad) > 10 {
+			bad = append(bad[:10], fmt.Sprintf("... and %d more", len(bad)-10))
+		}
+		return fmt.Errorf("the %s daemon logged errors (%s):\n%s", m.Tier, m.LogFile, strings.Join(bad, "\n"))
+	}
+	return nil
+}
+
+// fsck runs `cryptfs fsck` on a cipher directory and fails unless it is clean.
+func (c cli) fsck(cipher string) error {
+	_, err := c.run(password+"\n", "fsck", "--insecure-kdf", cipher)
+	return err
+}
+
+// counts are one opcode's figures from `cryptfs stats`.
+type counts struct {
+	Daemon uint64 // requests the daemon handled
+	Hits   uint64 // answered by the program in the kernel
+}
+
+// opCounts picks the figures of the metadata opcodes from st.
+func opCounts(st control.Stats) map[string]counts {
+	out := make(map[string]counts, len(metaOps))
+	for _, op := range st.Ops {
+		out[op.Opcode] = counts{Daemon: op.Daemon, Hits: op.FastHits}
+	}
+	return out
+}
+
+// metaOps are the opcodes the fast path serves.
+var metaOps = []string{"LOOKUP", "GETATTR", "GETXATTR"}
+
+// sub returns after - before per metadata opcode; counters only grow, so
+// a decrease is an error.
+func sub(after, before map[string]counts) (map[string]counts, error) {
+	out := make(map[string]counts, len(metaOps))
+	for _, op := range metaOps {
+		a, b := after[op], before[op]
+		if a.Daemon < b.Daemon || a.Hits < b.Hits {
+			return nil, fmt.Errorf("%s counters went backwards: %+v -> %+v", op, b, a)
+		}
+		out[op] = counts{Daemon: a.Daemon - b.Daemon, Hits: a.Hits - b.Hits}
+	}
+	return out, nil
+}
+
+// errString is "ok", an errno's name ("ENOENT") or the error's text.
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+	}
+	return err.Error()
+}
+
+// workDir makes a fresh directory for one workload under root.
+func workDir(root, name string) (string, error) {
+	if root == "" {
+		root = os.TempDir()
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(root, name+"-")
+}
+
+// cleanup removes a work directory, refusing if something is still mounted
+// inside it (a failed unmount must stay visible, not be deleted through).
+func cleanup(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && strings.HasPrefix(f[4], filepath.Clean(dir)+"/") {
+			return fmt.Errorf("not removing %s: %s is still mounted", dir, f[4])
+		}
+	}
+	return os.RemoveAll(dir)
+}
