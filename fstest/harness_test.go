@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/crypt/config"
+	"github.com/cryptfs/cryptfs/lower"
 )
 
 // cryptfsOptions are cryptfs's documented differences from ext4.
@@ -209,7 +211,10 @@ func TestTamperedBlock(t *testing.T) {
 }
 
 // lowerFileOf finds the lower file of a plaintext inode: cryptfs passes
-// lower inode numbers through as st_ino.
+// lower inode numbers through as st_ino, except for a file whose lower
+// number was reused while the kernel still held the old file's node (that
+// one gets a private node ID); tests that remove lower files behind the
+// daemon's back use lowerPathOf instead.
 func lowerFileOf(t *testing.T, cipher string, ino uint64) string {
 	t.Helper()
 	var found string
@@ -231,6 +236,46 @@ func lowerFileOf(t *testing.T, cipher string, ino uint64) string {
 		t.Fatalf("no lower file with inode %d in %s", ino, cipher)
 	}
 	return found
+}
+
+// lowerPathOf finds the lower path of the plaintext path rel (relative to
+// the mount point) by decrypting names with the harness password, the way
+// fsck does: it does not depend on inode numbers.
+func lowerPathOf(t *testing.T, cipher, rel string) string {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join(cipher, config.FileName), config.LoadOptions{AllowWeakKDF: true})
+	mustDo(t, err)
+	master, err := cfg.Unlock([]byte(Password))
+	mustDo(t, err)
+	suite, err := crypt.New(master, cfg.CryptOptions())
+	crypt.Wipe(master)
+	mustDo(t, err)
+	defer suite.Wipe()
+	dir := cipher
+	for _, want := range strings.Split(filepath.Clean(rel), "/") {
+		dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		mustDo(t, err)
+		iv, err := lower.ReadDirIV(dfd)
+		if err != nil {
+			unix.Close(dfd)
+			t.Fatalf("read the name IV of %s: %v", dir, err)
+		}
+		var found string
+		err = lower.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+			if plain, err := lower.DecodeName(suite, dfd, iv, name); err == nil && plain == want {
+				found = name
+				return false
+			}
+			return true
+		})
+		unix.Close(dfd)
+		mustDo(t, err)
+		if found == "" {
+			t.Fatalf("no lower entry for %q in %s", want, dir)
+		}
+		dir = filepath.Join(dir, found)
+	}
+	return dir
 }
 
 func mustDo(t *testing.T, err error) {
