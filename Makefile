@@ -5,7 +5,8 @@ GO ?= go
 BIN := bin/cryptfs
 FUZZTIME ?= 60s
 # Every fuzz target, as package:FuzzName.
-FUZZ_TARGETS = $(shell $(GO) test -list 'Fuzz.*' ./... 2>/dev/null | awk '/^ok/{pkg=$$2} /^Fuzz/{print pkg":"$$1}' )
+# go test -list prints a package's names before its "ok PKG" line.
+FUZZ_TARGETS = $(shell $(GO) test -list 'Fuzz.*' ./... 2>/dev/null | awk '/^Fuzz/{n[++k]=$$1} /^ok/{for(i=1;i<=k;i++)print $$2":"n[i]; k=0}' )
 
 .PHONY: all build test test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest clean
 
