@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -73,9 +72,9 @@ func serve(a daemonArgs) (err error) {
 
 	syscall.Umask(0) // modes come from the kernel, already masked
 	raiseFileLimit()
-	// The inode table grows with the kernel's working set; keep the heap's
-	// garbage headroom from doubling it (GOGC) once it is large.
-	debug.SetMemoryLimit(daemonMemoryLimit)
+	stopHeap := make(chan struct{})
+	defer close(stopHeap)
+	governHeap(stopHeap) // heap.go
 	if a.flags.cpuProfile != "" {
 		f, err := os.Create(a.flags.cpuProfile)
 		if err != nil {
@@ -323,11 +322,6 @@ func unmount(mnt string, lazy bool) error {
 	}
 	return nil
 }
-
-// daemonMemoryLimit is the soft limit of the daemon's Go heap: a full
-// kernel source tree (84k inodes) needs about 66 MB live; with the default
-// GOGC the heap could grow to twice that before collecting.
-const daemonMemoryLimit = 110 << 20
 
 // readaheadKB is the readahead of the mount's backing device: the largest
 // READ jacobsa/fuse accepts (1 MiB) instead of the kernel's 128 KiB, so a
