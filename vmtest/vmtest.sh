@@ -13,7 +13,7 @@
 #
 # --quick skips the fstest suite and runs the metadata workload on a
 # quarter of the tree (10 directories): 1-3 minutes with a warm kernel
-# cache instead of 8-26 (see vmtest/README.md, Timings).
+# cache instead of 5-26 (see vmtest/README.md, Timings).
 #
 # Exit status: 0 when every stage passed; otherwise the guest's status
 # (1: a stage failed) or run.sh's (101: the kernel log shows a problem,
