@@ -103,31 +103,25 @@ func modeAtLeast(m uint32, c0, c1 uint64) bool {
 }
 
 type coherenceConfig struct {
-	bin        string
-	root       string
-	tier       string
-	writers    int
-	readers    int
-	ops        int
-	seed       uint64
-	minCheck   int
-	keep       bool
-	mountFlags string
+	common
+	tier     string
+	writers  int
+	readers  int
+	ops      int
+	seed     uint64
+	minCheck int
 }
 
 func runCoherence(args []string, stdout io.Writer) error {
 	var c coherenceConfig
 	f := flag.NewFlagSet("coherence", flag.ContinueOnError)
-	f.StringVar(&c.bin, "bin", "/bin/cryptfs", "the cryptfs binary")
-	f.StringVar(&c.root, "work", "", "where to create the work directory (default $TMPDIR; needs user xattrs)")
+	c.flags(f, "where to create the work directory (default $TMPDIR; needs user xattrs)")
 	f.StringVar(&c.tier, "tier", "ebpf", "the fast-path tier to mount with")
 	f.IntVar(&c.writers, "writers", 3, "writer processes")
 	f.IntVar(&c.readers, "readers", 3, "reader processes")
 	f.IntVar(&c.ops, "ops", 400, "mutations per writer")
 	f.Uint64Var(&c.seed, "seed", 1, "seed of the writers' operation sequences and the readers' choices")
 	f.IntVar(&c.minCheck, "min-checks", 200, "each reader must complete at least this many checks")
-	f.BoolVar(&c.keep, "keep", false, "keep the work directory")
-	f.StringVar(&c.mountFlags, "mount-flags", "", "extra flags for cryptfs mount, space-separated (e.g. --debug)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -138,22 +132,12 @@ func runCoherence(args []string, stdout io.Writer) error {
 }
 
 func coherence(c coherenceConfig, stdout io.Writer) (err error) {
-	work, err := workDir(c.root, "coherence")
+	ws, err := c.start("coherence")
 	if err != nil {
 		return err
 	}
-	if !c.keep {
-		defer func() {
-			if cerr := cleanup(work); cerr != nil && err == nil {
-				err = cerr
-			}
-		}()
-	}
-	x := cli{bin: c.bin, mountFlags: strings.Fields(c.mountFlags)}
-	cipher, mnt := filepath.Join(work, "cipher"), filepath.Join(work, "mnt")
-	if err := x.initDir(cipher); err != nil {
-		return err
-	}
+	defer ws.finish(&err)
+	work, cipher, mnt, x := ws.work, ws.cipher, ws.mnt, ws.x
 	m, err := x.mountTier(cipher, mnt, c.tier, filepath.Join(work, "daemon.log"))
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -175,6 +176,58 @@ func errString(err error) string {
 		}
 	}
 	return err.Error()
+}
+
+// common are the flags every mounting workload has.
+type common struct {
+	bin        string
+	root       string
+	keep       bool
+	mountFlags string
+}
+
+// flags registers the common flags; workHelp describes -work.
+func (c *common) flags(f *flag.FlagSet, workHelp string) {
+	f.StringVar(&c.bin, "bin", "/bin/cryptfs", "the cryptfs binary")
+	f.StringVar(&c.root, "work", "", workHelp)
+	f.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	f.StringVar(&c.mountFlags, "mount-flags", "", "extra flags for cryptfs mount, space-separated (e.g. --debug)")
+}
+
+// workspace is one workload's work directory with an initialised cipher
+// directory and an (unmounted) mountpoint inside it.
+type workspace struct {
+	work, cipher, mnt string
+	x                 cli
+	keep              bool
+}
+
+// start makes the work directory and the cipher directory. Call
+// finish(&err) when the workload is done (after unmounting), also when
+// it failed.
+func (c common) start(name string) (*workspace, error) {
+	work, err := workDir(c.root, name)
+	if err != nil {
+		return nil, err
+	}
+	w := &workspace{work: work, cipher: filepath.Join(work, "cipher"), mnt: filepath.Join(work, "mnt"),
+		x: cli{bin: c.bin, mountFlags: strings.Fields(c.mountFlags)}, keep: c.keep}
+	if err := w.x.initDir(w.cipher); err != nil {
+		w.finish(&err)
+		return nil, err
+	}
+	return w, nil
+}
+
+// finish removes the work directory unless -keep was given; a failure to
+// remove it becomes *err when that is nil.
+func (w *workspace) finish(err *error) {
+	if w.keep {
+		return
+	}
+	if cerr := cleanup(w.work); cerr != nil && *err == nil {
+		*err = cerr
+	}
 }
 
 // workDir makes a fresh directory for one workload under root.

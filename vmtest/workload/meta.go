@@ -19,30 +19,24 @@ import (
 
 // metaConfig are the flags of `workload meta`.
 type metaConfig struct {
-	bin        string
-	root       string
-	dirs       int
-	files      int
-	passes     int
-	tiers      []string
-	minCut     float64
-	keep       bool
-	mountFlags string
+	common
+	dirs   int
+	files  int
+	passes int
+	tiers  []string
+	minCut float64
 }
 
 func runMeta(args []string, stdout io.Writer) error {
 	var c metaConfig
 	var tiers string
 	f := flag.NewFlagSet("meta", flag.ContinueOnError)
-	f.StringVar(&c.bin, "bin", "/bin/cryptfs", "the cryptfs binary")
-	f.StringVar(&c.root, "work", "", "where to create the work directory (default $TMPDIR; needs user xattrs)")
+	c.flags(f, "where to create the work directory (default $TMPDIR; needs user xattrs)")
 	f.IntVar(&c.dirs, "dirs", 40, "directories in the tree")
 	f.IntVar(&c.files, "files", 50, "files per directory")
 	f.IntVar(&c.passes, "passes", 3, "passes of the workload per tier")
 	f.StringVar(&tiers, "tiers", "off,kernel-cache,ebpf", "tiers to measure, comma-separated; the first is the baseline")
 	f.Float64Var(&c.minCut, "min-cut", 90, "the ebpf tier must cut LOOKUP+GETATTR+GETXATTR daemon requests by at least this many percent against the baseline (0: no requirement)")
-	f.BoolVar(&c.keep, "keep", false, "keep the work directory")
-	f.StringVar(&c.mountFlags, "mount-flags", "", "extra flags for cryptfs mount, space-separated (e.g. --debug)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -322,22 +316,12 @@ func (r tierResult) wall() time.Duration {
 }
 
 func metaWorkload(c metaConfig, stdout io.Writer) (err error) {
-	work, err := workDir(c.root, "meta")
+	ws, err := c.start("meta")
 	if err != nil {
 		return err
 	}
-	if !c.keep {
-		defer func() {
-			if cerr := cleanup(work); cerr != nil && err == nil {
-				err = cerr
-			}
-		}()
-	}
-	x := cli{bin: c.bin, mountFlags: strings.Fields(c.mountFlags)}
-	cipher, mnt := filepath.Join(work, "cipher"), filepath.Join(work, "mnt")
-	if err := x.initDir(cipher); err != nil {
-		return err
-	}
+	defer ws.finish(&err)
+	work, cipher, mnt, x := ws.work, ws.cipher, ws.mnt, ws.x
 	t := newTree(c.dirs, c.files)
 	start := time.Now()
 	m, err := x.mountTier(cipher, mnt, "kernel-cache", filepath.Join(work, "build.log"))

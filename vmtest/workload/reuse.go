@@ -23,23 +23,17 @@ import (
 // another node ID, which is one correct way to pass.
 
 type reuseConfig struct {
-	bin        string
-	root       string
-	tier       string
-	attempts   int
-	keep       bool
-	mountFlags string
+	common
+	tier     string
+	attempts int
 }
 
 func runReuse(args []string, stdout io.Writer) error {
 	var c reuseConfig
 	f := flag.NewFlagSet("reuse", flag.ContinueOnError)
-	f.StringVar(&c.bin, "bin", "/bin/cryptfs", "the cryptfs binary")
-	f.StringVar(&c.root, "work", "", "where to create the work directory (default $TMPDIR; a disk file system that reuses inode numbers, with user xattrs)")
+	c.flags(f, "where to create the work directory (default $TMPDIR; a disk file system that reuses inode numbers, with user xattrs)")
 	f.StringVar(&c.tier, "tier", "ebpf", "the fast-path tier to mount with")
 	f.IntVar(&c.attempts, "attempts", 40, "create/delete rounds per kind before giving up on seeing a number reused")
-	f.BoolVar(&c.keep, "keep", false, "keep the work directory")
-	f.StringVar(&c.mountFlags, "mount-flags", "", "extra flags for cryptfs mount, space-separated")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -155,22 +149,12 @@ func fileContent(g int) []byte   { return bytes.Repeat([]byte{byte('a' + g)}, 10
 func fileMode(g int) os.FileMode { return os.FileMode(0o600 + 0o44*g) }
 
 func reuse(c reuseConfig, stdout io.Writer) (err error) {
-	work, err := workDir(c.root, "reuse")
+	ws, err := c.start("reuse")
 	if err != nil {
 		return err
 	}
-	if !c.keep {
-		defer func() {
-			if cerr := cleanup(work); cerr != nil && err == nil {
-				err = cerr
-			}
-		}()
-	}
-	x := cli{bin: c.bin, mountFlags: strings.Fields(c.mountFlags)}
-	cipher, mnt := filepath.Join(work, "cipher"), filepath.Join(work, "mnt")
-	if err := x.initDir(cipher); err != nil {
-		return err
-	}
+	defer ws.finish(&err)
+	work, cipher, mnt, x := ws.work, ws.cipher, ws.mnt, ws.x
 	m, err := x.mountTier(cipher, mnt, c.tier, filepath.Join(work, "daemon.log"))
 	if err != nil {
 		return err
