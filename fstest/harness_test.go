@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -72,20 +71,11 @@ func TestCryptfsDeterministicNames(t *testing.T) {
 // fsck runs `cryptfs fsck` and checks its exit code; it returns the output.
 func fsck(t *testing.T, cipher string, wantCode int) string {
 	t.Helper()
-	cmd := exec.Command(Binary(t), "fsck", "--insecure-kdf", cipher)
-	cmd.Stdin = strings.NewReader(Password + "\n")
-	out, err := cmd.CombinedOutput()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	out, code := cryptfsCmd(t, Password+"\n", "fsck", "--insecure-kdf", cipher)
 	if code != wantCode {
 		t.Fatalf("cryptfs fsck exit code %d, want %d\n%s", code, wantCode, out)
 	}
-	return string(out)
+	return out
 }
 
 // TestPlaintextNeverInLower writes a marker through every channel (file
