@@ -40,7 +40,7 @@ type OpFigures struct {
 	Opcode    string   `json:"opcode"`
 	Upcalls   uint64   `json:"upcalls"`          // requests that reached user space
 	Daemon    uint64   `json:"daemon"`           // requests the file system handled (jacobsa/fuse answers INIT and a few others itself)
-	Errors    uint64   `json:"errors,omitempty"` // of those, failed (not ENOENT/ENODATA)
+	Errors    uint64   `json:"errors,omitempty"` // of those, failed (not ENOENT, ENODATA, or EOPNOTSUPP from GETXATTR)
 	FastHits  uint64   `json:"fast_path_hits"`   // answered in the kernel (ebpf tier)
 	Histogram []uint64 `json:"latency_log2_ns"`  // bucket i: [2^i, 2^(i+1)) ns
 	P50, P99  float64  `json:"-"`                // filled by clients

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"strings"
 	"syscall"
 
 	"github.com/jacobsa/fuse/fuseops"
@@ -30,8 +29,8 @@ func (fs *FS) answerInline(op any) (errno syscall.Errno, ok bool) {
 		return 0, true
 
 	case *fuseops.GetXattrOp:
-		if !strings.HasPrefix(o.Name, userPrefix) {
-			return syscall.ENODATA, true // only user.* is ever stored
+		if unsupportedXattr(o.Name) {
+			return syscall.EOPNOTSUPP, true // only user.* is ever stored
 		}
 		n := fs.getInode(uint64(o.Inode))
 		if n == nil || !n.TryRLock() {

@@ -51,9 +51,10 @@ func (s *Stats) record(op any, d time.Duration, errno syscall.Errno) {
 	}
 	c := &s.ops[code]
 	c.count.Add(1)
-	// A negative lookup, an absent xattr or a deliberate ENOSYS (FLUSH) is
-	// an answer, not a failure.
-	if errno != 0 && errno != syscall.ENOENT && errno != syscall.ENODATA && errno != syscall.ENOSYS {
+	// A negative lookup, an absent or unsupported xattr or a deliberate
+	// ENOSYS (FLUSH) is an answer, not a failure.
+	if errno != 0 && errno != syscall.ENOENT && errno != syscall.ENODATA && errno != syscall.ENOSYS &&
+		!(errno == syscall.EOPNOTSUPP && code == fuseop.Getxattr) {
 		c.errors.Add(1)
 	}
 	ns := max(uint64(d.Nanoseconds()), 1)

@@ -14,13 +14,22 @@ import (
 )
 
 // Extended attributes: only the user namespace is stored (encrypted, as
-// user.* attributes of the lower file). Every other namespace reads as
-// absent (security.capability, asked before every write, among them;
-// the fast-path program is told so and answers them in the kernel) and
-// refuses changes with EOPNOTSUPP. Symlinks carry no user attributes, as on
-// Linux's local file systems.
+// user.* attributes of the lower file). Every other namespace (security.*,
+// system.* with the POSIX ACLs, trusted.*) is unsupported, for reading as
+// for writing: EOPNOTSUPP, what Linux says for a namespace a file system has
+// no handler for. Reading them as merely absent (ENODATA) would be just as
+// true but far slower: GNU ls -l asks security.selinux and
+// system.posix_acl_access of every entry and stops asking on a device
+// that says EOPNOTSUPP, and no FUSE kernel caches extended attributes, so
+// every ENODATA is a round trip. The fast-path program is told the same
+// and answers these names in the kernel. Symlinks carry no user
+// attributes, as on Linux's local file systems.
 
 const userPrefix = "user."
+
+// unsupportedXattr reports whether name is outside the user namespace,
+// which cryptfs neither stores nor reads (EOPNOTSUPP).
+func unsupportedXattr(name string) bool { return !strings.HasPrefix(name, userPrefix) }
 
 // xattrPath runs fn with a path to n's lower inode for the path-based
 // xattr calls (O_PATH descriptors refuse the f*xattr calls).
@@ -59,14 +68,15 @@ func lowerXattr(path, name string) ([]byte, error) {
 	}
 }
 
-// getXattr returns the plaintext value of name on n (ENODATA if absent).
+// getXattr returns the plaintext value of name on n (ENODATA if absent,
+// EOPNOTSUPP outside the user namespace).
 // Call with n's lock held (either mode).
 func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
-	if !strings.HasPrefix(name, userPrefix) {
+	if unsupportedXattr(name) {
 		// Never stored, so never cached either (the kernel asks for
 		// security.capability before every write: a cache entry per
 		// written file would be most of the daemon's memory).
-		return nil, syscall.ENODATA
+		return nil, syscall.EOPNOTSUPP
 	}
 	if len(name) > crypt.MaxXattrName {
 		return nil, syscall.ERANGE // as the kernel says for over-long names
@@ -222,7 +232,7 @@ func (fs *FS) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(op.Name, userPrefix) {
+	if unsupportedXattr(op.Name) {
 		return syscall.EOPNOTSUPP
 	}
 	if n.kind == unix.S_IFLNK {
@@ -262,7 +272,7 @@ func (fs *FS) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error 
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(op.Name, userPrefix) {
+	if unsupportedXattr(op.Name) {
 		return syscall.EOPNOTSUPP
 	}
 	if n.kind == unix.S_IFLNK {

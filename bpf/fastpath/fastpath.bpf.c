@@ -68,7 +68,7 @@ struct fp_xattr {
 	__u8	value[FUSE_FASTPATH_XATTR_MAX];	/* zero-padded; empty if size is too large */
 };
 
-/* fp_settings.flags: every xattr outside the "user." namespace is absent. */
+/* fp_settings.flags: every xattr outside the "user." namespace is unsupported. */
 #define FP_USER_XATTRS_ONLY	1
 
 /* The one value of the settings array: per-mount policy set by the daemon. */
@@ -248,10 +248,11 @@ static __always_inline int do_getattr(struct fuse_fastpath_ctx *ctx)
 	return FUSE_FASTPATH_SERVED;
 }
 
-/* Whether the xattr name in ctx is in the "user." namespace. */
+/* Whether the xattr name in ctx starts with "user." (the bare prefix too:
+ * the daemon decides what an empty user name is). */
 static __always_inline int user_xattr(const struct fuse_fastpath_ctx *ctx)
 {
-	return ctx->name_len > 5 && ctx->name[0] == 'u' && ctx->name[1] == 's' &&
+	return ctx->name_len >= 5 && ctx->name[0] == 'u' && ctx->name[1] == 's' &&
 	       ctx->name[2] == 'e' && ctx->name[3] == 'r' && ctx->name[4] == '.';
 }
 
@@ -264,14 +265,15 @@ static __always_inline int do_getxattr(struct fuse_fastpath_ctx *ctx)
 	__u32 len;
 
 	/*
-	 * A file system that stores only user attributes (cryptfs) has no
-	 * security.*, system.* or trusted.* ones: the kernel asks for
-	 * security.capability before every write and ls asks for
-	 * security.selinux and system.posix_acl_access per entry.
+	 * A file system that stores only user attributes (cryptfs) does not
+	 * support the security.*, system.* or trusted.* namespaces: the
+	 * kernel asks for security.capability before every write, and ls
+	 * asks for security.selinux and system.posix_acl_access until it
+	 * gets EOPNOTSUPP.
 	 */
 	set = bpf_map_lookup_elem(&settings, &zero);
 	if (set && (set->flags & FP_USER_XATTRS_ONLY) && !user_xattr(ctx))
-		return -ENODATA;
+		return -EOPNOTSUPP;
 	if (load_name_key(ctx, &key))
 		return FUSE_FASTPATH_UPCALL;
 	x = bpf_map_lookup_elem(&xattrs, &key);

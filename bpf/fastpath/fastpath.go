@@ -393,9 +393,10 @@ func RunProgram(p *ebpf.Program, in *Ctx) (ret int32, out *Ctx, err error) {
 
 // SetUserXattrsOnly declares (on) that the file system stores extended
 // attributes in the "user." namespace only: the program then answers
-// GETXATTR of any other name with -ENODATA without a map entry (the kernel
-// asks for security.capability before every write, ls for
-// security.selinux and system.posix_acl_access per entry).
+// GETXATTR of any other name with -EOPNOTSUPP (unsupported namespace)
+// without a map entry (the kernel asks for security.capability before
+// every write, ls for security.selinux and system.posix_acl_access until
+// it is told EOPNOTSUPP).
 func (f *FastPath) SetUserXattrsOnly(on bool) error {
 	var v fastpathFpSettings
 	if on {

@@ -1,0 +1,119 @@
+package meta_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/bpf/fuseop"
+	"github.com/cryptfs/cryptfs/bpf/reqstats"
+	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/fstest"
+)
+
+// TestUnsupportedXattrNamespaces: names outside user.* are unsupported
+// (EOPNOTSUPP for get, set and remove, in every tier), user.* attributes
+// still work, and so GNU ls -l, which stops asking a device for SELinux
+// labels and ACLs once it says EOPNOTSUPP, sends a handful of GETXATTR
+// requests for a directory of 300 files instead of two per file.
+func TestUnsupportedXattrNamespaces(t *testing.T) {
+	fstest.RequireFUSE(t)
+	const files = 300
+	unsupported := []string{"security.selinux", "security.capability", "system.posix_acl_access",
+		"system.posix_acl_default", "trusted.x", "user", "nonamespace"}
+	for _, tier := range []string{"off", "kernel-cache"} {
+		t.Run(tier, func(t *testing.T) {
+			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
+			dir := filepath.Join(m.Dir, "d")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range files {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(dir, "f000")
+			if err := unix.Setxattr(p, "user.kept", []byte("v"), 0); err != nil {
+				t.Fatalf("setxattr user.kept: %v", err)
+			}
+			for _, name := range unsupported {
+				for _, path := range []string{p, dir} {
+					if _, err := unix.Getxattr(path, name, make([]byte, 256)); !errors.Is(err, unix.EOPNOTSUPP) {
+						t.Errorf("getxattr %s %s: %v, want EOPNOTSUPP", path, name, err)
+					}
+					if _, err := unix.Getxattr(path, name, nil); !errors.Is(err, unix.EOPNOTSUPP) {
+						t.Errorf("getxattr size query %s %s: %v, want EOPNOTSUPP", path, name, err)
+					}
+				}
+				if err := unix.Setxattr(p, name, []byte("v"), 0); !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) {
+					t.Errorf("setxattr %s: %v, want EOPNOTSUPP (or the VFS's own refusal)", name, err)
+				}
+				if name == "system.posix_acl_default" {
+					// Removing a default ACL of a file: the VFS says
+					// "done" without asking (set_posix_acl).
+					continue
+				}
+				if err := unix.Removexattr(p, name); !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) {
+					t.Errorf("removexattr %s: %v, want EOPNOTSUPP (or the VFS's own refusal)", name, err)
+				}
+			}
+			buf := make([]byte, 16)
+			if n, err := unix.Getxattr(p, "user.kept", buf); err != nil || string(buf[:n]) != "v" {
+				t.Errorf("getxattr user.kept: %q, %v", buf[:max(n, 0)], err)
+			}
+			if _, err := unix.Getxattr(p, "user.missing", buf); !errors.Is(err, unix.ENODATA) {
+				t.Errorf("getxattr user.missing: %v, want ENODATA", err)
+			}
+			if n, err := unix.Listxattr(p, make([]byte, 256)); err != nil || n != len("user.kept\x00") {
+				t.Errorf("listxattr: %d bytes, %v; want user.kept only", n, err)
+			}
+
+			ls, err := exec.LookPath("ls")
+			if err != nil {
+				t.Skipf("skipping the ls -l count: %v", err)
+			}
+			dev, err := control.Device(m.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			col, err := reqstats.Open(dev)
+			if errors.Is(err, reqstats.ErrUnavailable) {
+				t.Skipf("skipping the ls -l count: the fuse tracepoints are unavailable: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer col.Close()
+			before, err := col.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(ls, "-l", dir).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ls -l: %v\n%s", err, out)
+			}
+			after, err := col.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lines := strings.Count(string(out), "\n"); lines != files+1 {
+				t.Errorf("ls -l printed %d lines, want %d", lines, files+1)
+			}
+			if strings.Contains(string(out), "+ ") {
+				t.Errorf("ls -l shows an ACL mark:\n%s", out)
+			}
+			got := after.Sub(before).Ops[fuseop.Getxattr].Sent
+			t.Logf("%s: ls -l of %d files sent %d GETXATTR", tier, files, got)
+			if got > 10 {
+				t.Errorf("ls -l of %d files sent %d GETXATTR, want at most 10 (it stops asking after EOPNOTSUPP)", files, got)
+			}
+		})
+	}
+}
