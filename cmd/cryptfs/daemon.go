@@ -208,7 +208,13 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 		ReadOnly:   a.flags.readOnly,
 		AllowOther: a.flags.allowOther,
 		Tier:       fp.tier,
-		ErrorLog:   log.New(zerologWriter{a.log}, "", 0),
+	}
+	if a.log.Debug().Enabled() {
+		// jacobsa/fuse formats a line for every failed request that is not
+		// ENOENT-like (EOPNOTSUPP for security.capability before every
+		// write among them) before the writer sees it: only worth it when
+		// the line is kept.
+		mopts.ErrorLog = log.New(zerologWriter{a.log}, "", 0)
 	}
 	server := fuse.NewServerWithNotifier(notifier, fsys.Server())
 	var mfs *fuse.MountedFileSystem
