@@ -66,6 +66,15 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
+// RemoveBinary deletes the binary Binary built, if it built one. Call it
+// from TestMain after m.Run in every package whose tests mount cryptfs, so
+// that no test run leaves a build behind in the temporary directory.
+func RemoveBinary() {
+	if buildPath != "" {
+		os.RemoveAll(filepath.Dir(buildPath))
+	}
+}
+
 // RequireFUSE skips the test unless this process can mount FUSE file
 // systems (root and /dev/fuse).
 func RequireFUSE(t testing.TB) {
