@@ -10,6 +10,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/meta"
 )
 
 // dirOf returns the directory inode with the given ID.
@@ -597,6 +598,16 @@ func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 		return err
 	}
 	op.Handle = fs.addHandle(&dirHandle{n: n})
+	if fs.cache.Tier() == meta.KernelCache {
+		// The kernel may keep the listing in the directory's page cache
+		// and serve later listings from it: it drops the cache itself on
+		// every change it makes to the directory (create, unlink, rename,
+		// link, mkdir, rmdir bump the inode's version), and the lower
+		// directory changes only through the daemon (docs/fast-path.md);
+		// InvalidateInode of the directory drops it too. Without it every
+		// ls lists, decrypts and stats the whole lower directory again.
+		op.CacheDir, op.KeepCache = true, true
+	}
 	return nil
 }
 

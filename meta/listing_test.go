@@ -1,0 +1,125 @@
+package meta_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cryptfs/cryptfs/bpf/fuseop"
+	"github.com/cryptfs/cryptfs/bpf/reqstats"
+	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/fstest"
+)
+
+// TestKernelCacheListing: in the kernel-cache tier the kernel keeps a
+// directory's listing, so listing it again sends no READDIR(PLUS) to the
+// daemon, and every change made through the mount (create, mkdir,
+// symlink, link, unlink, rmdir, rename within and across directories)
+// shows in the next listing. With --fast-path=off every listing reaches
+// the daemon. The listings themselves must be the same in both tiers.
+func TestKernelCacheListing(t *testing.T) {
+	fstest.RequireFUSE(t)
+	for _, tier := range []string{"off", "kernel-cache"} {
+		t.Run(tier, func(t *testing.T) {
+			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
+			p := func(name string) string { return filepath.Join(m.Dir, name) }
+			dev, err := control.Device(m.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			col, err := reqstats.Open(dev)
+			if errors.Is(err, reqstats.ErrUnavailable) {
+				t.Skipf("skipping: the fuse tracepoints are unavailable: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer col.Close()
+
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(os.Mkdir(p("d"), 0o755))
+			must(os.Mkdir(p("e"), 0o755))
+			want := map[string][]string{"d": nil, "e": nil}
+			add := func(dir, name string) { want[dir] = append(want[dir], name) }
+			drop := func(dir, name string) {
+				want[dir] = slices.DeleteFunc(want[dir], func(s string) bool { return s == name })
+			}
+			for i := range 50 {
+				name := fmt.Sprintf("f%02d", i)
+				must(os.WriteFile(p("d/"+name), []byte(name), 0o644))
+				add("d", name)
+			}
+			// list lists a directory and returns the READDIR and READDIRPLUS
+			// requests that reached the daemon meanwhile.
+			list := func(dir string) uint64 {
+				t.Helper()
+				before, err := col.Snapshot()
+				must(err)
+				entries, err := os.ReadDir(p(dir))
+				must(err)
+				after, err := col.Snapshot()
+				must(err)
+				var got []string
+				for _, e := range entries {
+					got = append(got, e.Name())
+				}
+				w := slices.Clone(want[dir])
+				slices.Sort(w)
+				if !slices.Equal(got, w) {
+					t.Errorf("listing of %s: %q, want %q", dir, got, w)
+				}
+				d := after.Sub(before)
+				return d.Ops[fuseop.Readdir].Sent + d.Ops[fuseop.Readdirplus].Sent
+			}
+			changes := []struct {
+				what string
+				do   func()
+			}{
+				{"nothing", func() {}},
+				{"create", func() { must(os.WriteFile(p("d/new"), nil, 0o644)); add("d", "new") }},
+				{"mkdir", func() { must(os.Mkdir(p("d/sub"), 0o755)); add("d", "sub") }},
+				{"symlink", func() { must(os.Symlink("f00", p("d/link"))); add("d", "link") }},
+				{"hard link", func() { must(os.Link(p("d/f01"), p("d/hard"))); add("d", "hard") }},
+				{"unlink", func() { must(os.Remove(p("d/f02"))); drop("d", "f02") }},
+				{"rmdir", func() { must(os.Remove(p("d/sub"))); drop("d", "sub") }},
+				{"rename within", func() {
+					must(os.Rename(p("d/f03"), p("d/g03")))
+					drop("d", "f03")
+					add("d", "g03")
+				}},
+				{"rename over", func() { must(os.Rename(p("d/f04"), p("d/f05"))); drop("d", "f04") }},
+				{"rename across", func() {
+					must(os.Rename(p("d/f06"), p("e/f06")))
+					drop("d", "f06")
+					add("e", "f06")
+				}},
+			}
+			list("e")
+			for _, c := range changes {
+				c.do()
+				first := list("d")
+				again := list("d")
+				other := list("e")
+				t.Logf("%s: after %s the listings sent %d, %d (and %d for the other directory) READDIR(PLUS)", tier, c.what, first, again, other)
+				switch tier {
+				case "kernel-cache":
+					if again != 0 {
+						t.Errorf("after %s: listing an unchanged directory again sent %d READDIR(PLUS), want 0", c.what, again)
+					}
+				case "off":
+					if first == 0 || again == 0 || other == 0 {
+						t.Errorf("after %s: off tier listings sent %d, %d, %d READDIR(PLUS), want each at least 1", c.what, first, again, other)
+					}
+				}
+			}
+		})
+	}
+}
