@@ -1,7 +1,6 @@
 package meta_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
-	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/fstest"
 )
 
@@ -26,17 +23,7 @@ func TestKernelCacheListing(t *testing.T) {
 		t.Run(tier, func(t *testing.T) {
 			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 			p := func(name string) string { return filepath.Join(m.Dir, name) }
-			dev, err := control.Device(m.Dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			col, err := reqstats.Open(dev)
-			if errors.Is(err, reqstats.ErrUnavailable) {
-				t.Skipf("skipping: the fuse tracepoints are unavailable: %v", err)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			col := requestCollector(t, m.Dir)
 			defer col.Close()
 
 			must := func(err error) {

@@ -12,8 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
-	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/fstest"
 )
 
@@ -79,17 +77,7 @@ func TestUnsupportedXattrNamespaces(t *testing.T) {
 			if err != nil {
 				t.Skipf("skipping the ls -l count: %v", err)
 			}
-			dev, err := control.Device(m.Dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			col, err := reqstats.Open(dev)
-			if errors.Is(err, reqstats.ErrUnavailable) {
-				t.Skipf("skipping the ls -l count: the fuse tracepoints are unavailable: %v", err)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			col := requestCollector(t, m.Dir)
 			defer col.Close()
 			before, err := col.Snapshot()
 			if err != nil {
