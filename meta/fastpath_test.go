@@ -112,23 +112,17 @@ func getxattr(path, name string) ([]byte, error) {
 // returns its paths, relative to the mountpoint.
 func buildTree(t *testing.T, root string) []string {
 	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(root, "a/b/c"), 0o755))
-	must(os.WriteFile(filepath.Join(root, "a/empty"), nil, 0o600))
-	must(os.WriteFile(filepath.Join(root, "a/b/small"), []byte("hello"), 0o644))
-	must(os.WriteFile(filepath.Join(root, "a/b/c/blocks"), bytes.Repeat([]byte("z"), 3*4096+17), 0o640))
-	must(os.Link(filepath.Join(root, "a/b/small"), filepath.Join(root, "a/hardlink")))
-	must(os.Symlink("b/small", filepath.Join(root, "a/symlink")))
-	must(unix.Mkfifo(filepath.Join(root, "a/fifo"), 0o600))
-	must(os.WriteFile(filepath.Join(root, strings.Repeat("L", 200)), []byte("long name"), 0o644))
-	must(unix.Setxattr(filepath.Join(root, "a/b/small"), "user.color", []byte("blue"), 0))
-	must(unix.Setxattr(filepath.Join(root, "a/b/small"), "user.empty", nil, 0))
-	must(unix.Setxattr(filepath.Join(root, "a"), "user.big", bytes.Repeat([]byte("x"), 1000), 0))
+	mustDo(t, os.MkdirAll(filepath.Join(root, "a/b/c"), 0o755))
+	mustDo(t, os.WriteFile(filepath.Join(root, "a/empty"), nil, 0o600))
+	mustDo(t, os.WriteFile(filepath.Join(root, "a/b/small"), []byte("hello"), 0o644))
+	mustDo(t, os.WriteFile(filepath.Join(root, "a/b/c/blocks"), bytes.Repeat([]byte("z"), 3*4096+17), 0o640))
+	mustDo(t, os.Link(filepath.Join(root, "a/b/small"), filepath.Join(root, "a/hardlink")))
+	mustDo(t, os.Symlink("b/small", filepath.Join(root, "a/symlink")))
+	mustDo(t, unix.Mkfifo(filepath.Join(root, "a/fifo"), 0o600))
+	mustDo(t, os.WriteFile(filepath.Join(root, strings.Repeat("L", 200)), []byte("long name"), 0o644))
+	mustDo(t, unix.Setxattr(filepath.Join(root, "a/b/small"), "user.color", []byte("blue"), 0))
+	mustDo(t, unix.Setxattr(filepath.Join(root, "a/b/small"), "user.empty", nil, 0))
+	mustDo(t, unix.Setxattr(filepath.Join(root, "a"), "user.big", bytes.Repeat([]byte("x"), 1000), 0))
 	return []string{"a", "a/b", "a/b/c", "a/empty", "a/b/small", "a/b/c/blocks", "a/hardlink",
 		"a/symlink", "a/fifo", strings.Repeat("L", 200)}
 }

@@ -26,14 +26,8 @@ func TestKernelCacheListing(t *testing.T) {
 			col := requestCollector(t, m.Dir)
 			defer col.Close()
 
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			must(os.Mkdir(p("d"), 0o755))
-			must(os.Mkdir(p("e"), 0o755))
+			mustDo(t, os.Mkdir(p("d"), 0o755))
+			mustDo(t, os.Mkdir(p("e"), 0o755))
 			want := map[string][]string{"d": nil, "e": nil}
 			add := func(dir, name string) { want[dir] = append(want[dir], name) }
 			drop := func(dir, name string) {
@@ -41,7 +35,7 @@ func TestKernelCacheListing(t *testing.T) {
 			}
 			for i := range 50 {
 				name := fmt.Sprintf("f%02d", i)
-				must(os.WriteFile(p("d/"+name), []byte(name), 0o644))
+				mustDo(t, os.WriteFile(p("d/"+name), []byte(name), 0o644))
 				add("d", name)
 			}
 			// list lists a directory and returns the READDIR and READDIRPLUS
@@ -49,11 +43,11 @@ func TestKernelCacheListing(t *testing.T) {
 			list := func(dir string) uint64 {
 				t.Helper()
 				before, err := col.Snapshot()
-				must(err)
+				mustDo(t, err)
 				entries, err := os.ReadDir(p(dir))
-				must(err)
+				mustDo(t, err)
 				after, err := col.Snapshot()
-				must(err)
+				mustDo(t, err)
 				var got []string
 				for _, e := range entries {
 					got = append(got, e.Name())
@@ -71,20 +65,20 @@ func TestKernelCacheListing(t *testing.T) {
 				do   func()
 			}{
 				{"nothing", func() {}},
-				{"create", func() { must(os.WriteFile(p("d/new"), nil, 0o644)); add("d", "new") }},
-				{"mkdir", func() { must(os.Mkdir(p("d/sub"), 0o755)); add("d", "sub") }},
-				{"symlink", func() { must(os.Symlink("f00", p("d/link"))); add("d", "link") }},
-				{"hard link", func() { must(os.Link(p("d/f01"), p("d/hard"))); add("d", "hard") }},
-				{"unlink", func() { must(os.Remove(p("d/f02"))); drop("d", "f02") }},
-				{"rmdir", func() { must(os.Remove(p("d/sub"))); drop("d", "sub") }},
+				{"create", func() { mustDo(t, os.WriteFile(p("d/new"), nil, 0o644)); add("d", "new") }},
+				{"mkdir", func() { mustDo(t, os.Mkdir(p("d/sub"), 0o755)); add("d", "sub") }},
+				{"symlink", func() { mustDo(t, os.Symlink("f00", p("d/link"))); add("d", "link") }},
+				{"hard link", func() { mustDo(t, os.Link(p("d/f01"), p("d/hard"))); add("d", "hard") }},
+				{"unlink", func() { mustDo(t, os.Remove(p("d/f02"))); drop("d", "f02") }},
+				{"rmdir", func() { mustDo(t, os.Remove(p("d/sub"))); drop("d", "sub") }},
 				{"rename within", func() {
-					must(os.Rename(p("d/f03"), p("d/g03")))
+					mustDo(t, os.Rename(p("d/f03"), p("d/g03")))
 					drop("d", "f03")
 					add("d", "g03")
 				}},
-				{"rename over", func() { must(os.Rename(p("d/f04"), p("d/f05"))); drop("d", "f04") }},
+				{"rename over", func() { mustDo(t, os.Rename(p("d/f04"), p("d/f05"))); drop("d", "f04") }},
 				{"rename across", func() {
-					must(os.Rename(p("d/f06"), p("e/f06")))
+					mustDo(t, os.Rename(p("d/f06"), p("e/f06")))
 					drop("d", "f06")
 					add("e", "f06")
 				}},

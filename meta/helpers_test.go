@@ -26,3 +26,11 @@ func requestCollector(t *testing.T, dir string) *reqstats.Collector {
 	}
 	return col
 }
+
+// mustDo fails the test at once on err.
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
