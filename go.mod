@@ -40,3 +40,5 @@ tool (
 	github.com/cilium/ebpf/cmd/bpf2go
 	honnef.co/go/tools/cmd/staticcheck
 )
+
+replace github.com/jacobsa/fuse => ./third_party/fuse
