@@ -237,6 +237,10 @@ func (c *Connection) Init() error {
 		initOp.Flags |= fusekernel.InitAtomicTrunc
 	}
 
+	if c.cfg.EnableHandleKillPrivV2 {
+		initOp.Flags |= fusekernel.InitHandleKillprivV2
+	}
+
 	if c.cfg.EnableReaddirplus {
 		// Enable Readdirplus support, allowing the kernel to use Readdirplus
 		initOp.Flags |= fusekernel.InitDoReaddirplus

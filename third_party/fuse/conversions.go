@@ -120,6 +120,8 @@ func convertInMessage(
 			to.Handle = &t
 		}
 
+		to.KillSuidgid = valid&fusekernel.SetattrKillSuidgid != 0
+
 	case fusekernel.OpForget:
 		type input fusekernel.ForgetIn
 		in := (*input)(inMsg.Consume(unsafe.Sizeof(input{})))
@@ -513,6 +515,7 @@ func convertInMessage(
 				Pid:    inMsg.Header().Pid,
 				Uid:    inMsg.Header().Uid,
 			},
+			KillSuidgid: fusekernel.WriteFlags(in.WriteFlags)&fusekernel.WriteKillSuidgid != 0,
 		}
 
 	case fusekernel.OpFsync, fusekernel.OpFsyncdir:

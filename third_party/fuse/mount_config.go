@@ -206,6 +206,15 @@ type MountConfig struct {
 	// Ref: https://github.com/torvalds/linux/commit/6ff958edbf39c014eb06b65ad25b736be08c4e63
 	EnableAtomicTrunc bool
 
+	// Negotiate FUSE_HANDLE_KILLPRIV_V2: the file system promises to clear
+	// the set-user-ID and set-group-ID bits itself where WriteFileOp and
+	// SetInodeAttributesOp say KillSuidgid (and security.capability, if it
+	// stores one), and the kernel in return marks the mount SB_NOSEC, so it
+	// no longer asks for security.capability before every write. Do not
+	// combine with EnableAtomicTrunc: OpenFileOp does not carry the kernel's
+	// kill flag for O_TRUNC.
+	EnableHandleKillPrivV2 bool
+
 	// Flag to tell the kernel we support ReadDirPlus, which optimizes performance
 	// by returning not just the directory entries (like ReadDir), but also their inode
 	// attributes, thereby saving one extra Lookup request per directory entry.

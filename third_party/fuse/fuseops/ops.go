@@ -174,6 +174,12 @@ type SetInodeAttributesOp struct {
 	Atime *time.Time
 	Mtime *time.Time
 
+	// Set when MountConfig.EnableHandleKillPrivV2 is on and the kernel asks
+	// the file system to clear the set-user-ID bit, and the set-group-ID bit
+	// if group execution is allowed (chown of a non-directory, or truncate
+	// by a caller without CAP_FSETID).
+	KillSuidgid bool
+
 	// Set by the file system: the new attributes for the inode, and the time at
 	// which they should expire. See notes on
 	// ChildInodeEntry.AttributesExpiration for more.
@@ -806,6 +812,12 @@ type WriteFileOp struct {
 	// (https://tinyurl.com/avxy3dvm) to write a page at a time.
 	Data      []byte
 	OpContext OpContext
+
+	// Set when MountConfig.EnableHandleKillPrivV2 is on and the writer lacks
+	// CAP_FSETID: the file system clears the set-user-ID bit, and the
+	// set-group-ID bit if group execution is allowed, as a local file system
+	// does on write.
+	KillSuidgid bool
 
 	// If set, this function will be invoked after the operation response has been
 	// sent to the kernel and before the buffers containing the response data are

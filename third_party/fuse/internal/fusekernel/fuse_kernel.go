@@ -103,9 +103,11 @@ const (
 	SetattrHandle SetattrValid = 1 << 6
 
 	// Linux only(?)
-	SetattrAtimeNow  SetattrValid = 1 << 7
-	SetattrMtimeNow  SetattrValid = 1 << 8
-	SetattrLockOwner SetattrValid = 1 << 9 // http://www.mail-archive.com/git-commits-head@vger.kernel.org/msg27852.html
+	SetattrAtimeNow    SetattrValid = 1 << 7
+	SetattrMtimeNow    SetattrValid = 1 << 8
+	SetattrLockOwner   SetattrValid = 1 << 9 // http://www.mail-archive.com/git-commits-head@vger.kernel.org/msg27852.html
+	SetattrCtime       SetattrValid = 1 << 10
+	SetattrKillSuidgid SetattrValid = 1 << 11 // with InitHandleKillprivV2
 
 	// OS X only
 	SetattrCrtime   SetattrValid = 1 << 28
@@ -278,6 +280,12 @@ const (
 	InitCacheSymlinks    InitFlags = 1 << 23
 	InitNoOpendirSupport InitFlags = 1 << 24
 
+	// The file system clears suid/sgid itself on write, truncate and chown
+	// (flagged by WriteKillSuidgid and SetattrKillSuidgid); the kernel then
+	// sets SB_NOSEC and stops asking for security.capability before every
+	// write (protocol 7.33, Linux 5.11).
+	InitHandleKillprivV2 InitFlags = 1 << 28
+
 	InitCaseSensitive InitFlags = 1 << 29 // OS X only
 	InitVolRename     InitFlags = 1 << 30 // OS X only
 	InitXtimes        InitFlags = 1 << 31 // OS X only
@@ -310,6 +318,7 @@ var initFlagNames = []flagName{
 	{uint32(InitNoOpenSupport), "InitNoOpenSupport"},
 	{uint32(InitCacheSymlinks), "InitCacheSymlinks"},
 	{uint32(InitNoOpendirSupport), "InitNoOpendirSupport"},
+	{uint32(InitHandleKillprivV2), "InitHandleKillprivV2"},
 
 	{uint32(InitCaseSensitive), "InitCaseSensitive"},
 	{uint32(InitVolRename), "InitVolRename"},
@@ -648,11 +657,14 @@ const (
 	WriteCache WriteFlags = 1 << 0
 	// LockOwner field is valid.
 	WriteLockOwner WriteFlags = 1 << 1
+	// Clear suid/sgid (with InitHandleKillprivV2).
+	WriteKillSuidgid WriteFlags = 1 << 2
 )
 
 var writeFlagNames = []flagName{
 	{uint32(WriteCache), "WriteCache"},
 	{uint32(WriteLockOwner), "WriteLockOwner"},
+	{uint32(WriteKillSuidgid), "WriteKillSuidgid"},
 }
 
 func (fl WriteFlags) String() string {
