@@ -213,6 +213,17 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	}
 	h.n.Lock()
 	defer h.n.Unlock()
+	if op.KillSuidgid {
+		killed, err := fs.killSuidgid(h.n, h)
+		if err != nil {
+			return err
+		}
+		if killed {
+			// The reply to a WRITE carries no attributes: the kernel
+			// must not keep the set-ID bits it cached.
+			defer fs.cache.RevokeAttr(&h.n.Node)
+		}
+	}
 	c, err := fs.contentOf("write", h)
 	if err != nil {
 		return err
@@ -350,6 +361,14 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 			return err
 		}
 	}
+	// A truncate by a caller without CAP_FSETID, or a chown (which the
+	// lower file system may already have handled). An explicit chmod in
+	// the same request has the last word.
+	if op.KillSuidgid && op.Mode == nil {
+		if _, err := fs.killSuidgid(n, h); err != nil {
+			return err
+		}
+	}
 	a, err := fs.freshAttrs(n)
 	if err != nil {
 		return err
@@ -357,6 +376,48 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 	op.Attributes = a
 	op.AttributesExpiration = fs.cache.AttrExpiration()
 	return nil
+}
+
+// killSuidgid clears the set-user-ID bit of regular file n, and its
+// set-group-ID bit where group execution is allowed, as a local file system
+// does when a caller without CAP_FSETID writes or truncates, and when
+// anyone chowns a file. The daemon negotiates FUSE_HANDLE_KILLPRIV_V2, so
+// the kernel leaves this to it and says in the request when (WRITE and
+// SETATTR; atomic O_TRUNC is not negotiated, so OPEN never asks). A
+// set-group-ID bit without group execute is a mandatory-locking mark and
+// stays: the rule FUSE has always applied, as the daemon does not know the
+// caller's groups. It reports whether the mode changed. Call with n's lock
+// held.
+func (fs *FS) killSuidgid(n *inode, h *handle) (bool, error) {
+	if n.kind != unix.S_IFREG {
+		return false, nil
+	}
+	var st unix.Stat_t
+	var err error
+	if h != nil {
+		err = lower.Fstat(h.fd, &st)
+	} else {
+		err = fs.stat(n, &st)
+	}
+	if err != nil {
+		return false, err
+	}
+	mode := st.Mode & 0o7777
+	kill := mode & unix.S_ISUID
+	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+		kill |= unix.S_ISGID
+	}
+	if kill == 0 {
+		return false, nil
+	}
+	err = fs.withLower(n, h, true, func(dirfd int, name string, flags int) error {
+		return unix.Fchmodat(dirfd, name, mode&^kill, flags)
+	})
+	if err != nil {
+		return false, err
+	}
+	fs.cache.ChangedAttr(&n.Node)
+	return true, nil
 }
 
 // withLower runs fn on n's lower inode, named so that nothing in the lower

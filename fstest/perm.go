@@ -15,6 +15,30 @@ func permissionChecks() []check {
 		{"Access", checkAccess},
 		{"OwnerWithoutPermission", checkOwnerWithoutPermission},
 		{"OtherUser", checkOtherUser},
+		{"PrivilegedWriteKeepsSetID", checkPrivilegedWriteKeepsSetID},
+	}
+}
+
+// checkPrivilegedWriteKeepsSetID: a caller with CAP_FSETID (root) may write to and truncate a
+// set-user-ID or set-group-ID file without clearing the bits (the other-user cases check that
+// anyone else clears them), through every path: write, O_TRUNC, ftruncate, truncate.
+func checkPrivilegedWriteKeepsSetID(t *testing.T, e *env) {
+	needRoot(t)
+	for i, m := range []uint32{0o4755, 0o2755, 0o6775} {
+		p := e.path(fmt.Sprintf("f%d", i))
+		writeFile(t, p, []byte("abc"))
+		must(t, unix.Chmod(p, m), "chmod")
+		f := mustOpen(t, p, unix.O_WRONLY|unix.O_APPEND, 0)
+		_, err := unix.Write(fd(f), []byte("more"))
+		must(t, err, "write")
+		must(t, f.Close(), "close")
+		f = mustOpen(t, p, unix.O_WRONLY|unix.O_TRUNC, 0)
+		must(t, unix.Ftruncate(fd(f), 10), "ftruncate")
+		must(t, f.Close(), "close")
+		must(t, unix.Truncate(p, 5), "truncate")
+		if got := lstat(t, p).Mode & 0o7777; got != m {
+			t.Errorf("root wrote to and truncated a %04o file: mode %04o, want it kept", m, got)
+		}
 	}
 }
 
@@ -252,6 +276,14 @@ func otherUserCases() []otherUserCase {
 		{name: "write clears setgid of group-executable file", setup: file("f", 0o2777, 0),
 			req:   helperRequest{UID: otherID, GID: otherID, Umask: -1, Op: "open", Name: "f", Flags: unix.O_WRONLY, Data: []byte("w")},
 			after: modeIs("f", 0o777)},
+		{name: "O_TRUNC clears setuid and setgid", setup: file("f", 0o6777, 0),
+			req: req("open", "f", unix.O_WRONLY|unix.O_TRUNC, 0),
+			after: func(t *testing.T, dir string) {
+				modeIs("f", 0o777)(t, dir)
+				if got := readFile(t, dir+"/f"); len(got) != 0 {
+					t.Errorf("O_TRUNC left %q", got)
+				}
+			}},
 	}
 }
 

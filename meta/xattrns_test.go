@@ -105,3 +105,48 @@ func TestUnsupportedXattrNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestOneCapabilityQueryPerFile: the kernel asks whether a file has a
+// security.capability before a write may clear it, and FUSE mounts never
+// remember the answer unless the daemon takes over clearing set-ID bits
+// (FUSE_HANDLE_KILLPRIV_V2, which makes the mount SB_NOSEC). Then it asks
+// once per file, not once per write(2): 64 writes send one GETXATTR. Not in
+// the off tier: there every write(2) refreshes the attributes (none are
+// cached), and each refresh makes the kernel forget the answer.
+func TestOneCapabilityQueryPerFile(t *testing.T) {
+	fstest.RequireFUSE(t)
+	const writes = 64
+	for _, tier := range []string{"kernel-cache"} {
+		t.Run(tier, func(t *testing.T) {
+			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
+			p := filepath.Join(m.Dir, "f")
+			col := requestCollector(t, m.Dir)
+			defer col.Close()
+			before, err := col.Snapshot()
+			mustDo(t, err)
+			f, err := os.Create(p)
+			mustDo(t, err)
+			chunk := make([]byte, 4096)
+			for i := range writes {
+				chunk[0] = byte(i)
+				if _, err := f.Write(chunk); err != nil {
+					f.Close()
+					t.Fatal(err)
+				}
+			}
+			mustDo(t, f.Close())
+			after, err := col.Snapshot()
+			mustDo(t, err)
+			got := after.Sub(before).Ops[fuseop.Getxattr].Sent
+			t.Logf("%s: %d writes sent %d GETXATTR", tier, writes, got)
+			if got > 2 {
+				t.Errorf("%d write(2) calls sent %d GETXATTR, want at most 2 (one security.capability query per file)", writes, got)
+			}
+			data, err := os.ReadFile(p)
+			mustDo(t, err)
+			if len(data) != writes*len(chunk) || data[len(chunk)*(writes-1)] != writes-1 {
+				t.Errorf("read back %d bytes, want %d with the last chunk marked", len(data), writes*len(chunk))
+			}
+		})
+	}
+}
