@@ -229,14 +229,12 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 		return err
 	}
 	defer func() { fs.endCreate(c, err) }()
-	if err = unix.Mkdirat(c.pfd, c.lower, uint32(op.Mode.Perm())|uint32(unixMode(op.Mode)&0o7000)); err != nil {
+	mode := uint32(op.Mode.Perm()) | uint32(unixMode(op.Mode)&0o7000)
+	if err = lower.MakeDir(c.pfd, c.lower, mode, !fs.suite.DeterministicNames()); err != nil {
 		return err
 	}
 	var st unix.Stat_t
 	dfd, err := openDirAt(c.pfd, c.lower, &st)
-	if err == nil && !fs.suite.DeterministicNames() {
-		_, err = lower.WriteDirIV(dfd)
-	}
 	if err == nil {
 		err = fs.chownNew(ctx, c, unixMode(op.Mode))
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"unsafe"
 
@@ -62,6 +63,61 @@ func WriteDirIV(dfd int) (crypt.DirIV, error) {
 		return iv, fmt.Errorf("write %s: %w", crypt.DirIVFile, err)
 	}
 	return iv, nil
+}
+
+// MakeDir creates directory name in the directory behind pfd, with its
+// name IV when withIV, atomically: under a temporary reserved name
+// (.cryptfs.tmp.mkdir.<16 hex digits>) first, renamed to name only once
+// the IV is written. A daemon killed halfway leaves either nothing under
+// name or a complete directory, never one whose IV is empty (which would
+// make it unusable): at worst a temporary directory, which listings skip
+// and RemoveInternal removes.
+func MakeDir(pfd int, name string, mode uint32, withIV bool) error {
+	tmp := fmt.Sprintf("%s.tmp.mkdir.%016x", crypt.ReservedPrefix, rand.Uint64())
+	if err := unix.Mkdirat(pfd, tmp, mode); err != nil {
+		return err
+	}
+	err := func() error {
+		if !withIV {
+			return nil
+		}
+		dfd, err := Openat(pfd, tmp, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(dfd)
+		_, err = WriteDirIV(dfd)
+		return err
+	}()
+	if err == nil {
+		err = unix.Renameat2(pfd, tmp, pfd, name, unix.RENAME_NOREPLACE)
+		if err == unix.EINVAL {
+			// A lower file system without RENAME_NOREPLACE: the
+			// caller holds the parent's lock and checked that name
+			// is free.
+			err = unix.Renameat(pfd, tmp, pfd, name)
+		}
+	}
+	if err != nil {
+		removeInternalDir(pfd, tmp)
+		return err
+	}
+	return nil
+}
+
+// removeInternalDir removes directory name of pfd, which holds only
+// cryptfs's internal files (a temporary directory of MakeDir).
+func removeInternalDir(pfd int, name string) error {
+	dfd, err := Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	err = RemoveInternal(dfd)
+	unix.Close(dfd)
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
 }
 
 // IsEmpty reports whether a lower directory holds no user entries
@@ -131,7 +187,12 @@ func RemoveInternal(dfd int) error {
 		return err
 	}
 	for _, name := range names {
-		if err := unix.Unlinkat(dfd, name, 0); err != nil && err != unix.ENOENT {
+		err := unix.Unlinkat(dfd, name, 0)
+		if err == unix.EISDIR {
+			// A temporary directory a crash left behind (MakeDir).
+			err = removeInternalDir(dfd, name)
+		}
+		if err != nil && err != unix.ENOENT {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 	}
