@@ -214,7 +214,11 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	h.n.Lock()
 	defer h.n.Unlock()
 	if op.KillSuidgid {
-		killed, err := fs.killSuidgid(h.n, h)
+		var st unix.Stat_t
+		if err := lower.Fstat(h.fd, &st); err != nil {
+			return err
+		}
+		killed, err := fs.killSuidgid(h.n, h, st.Mode)
 		if err != nil {
 			return err
 		}
@@ -361,17 +365,24 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 			return err
 		}
 	}
-	// A truncate by a caller without CAP_FSETID, or a chown (which the
-	// lower file system may already have handled). An explicit chmod in
-	// the same request has the last word.
-	if op.KillSuidgid && op.Mode == nil {
-		if _, err := fs.killSuidgid(n, h); err != nil {
-			return err
-		}
-	}
 	a, err := fs.freshAttrs(n)
 	if err != nil {
 		return err
+	}
+	// A truncate by a caller without CAP_FSETID, or a chown (which the
+	// lower file system may already have handled). An explicit chmod in
+	// the same request has the last word. The reply's stat gives the
+	// mode; only a change needs another.
+	if op.KillSuidgid && op.Mode == nil {
+		killed, err := fs.killSuidgid(n, h, unixMode(a.Mode))
+		if err != nil {
+			return err
+		}
+		if killed {
+			if a, err = fs.freshAttrs(n); err != nil {
+				return err
+			}
+		}
 	}
 	op.Attributes = a
 	op.AttributesExpiration = fs.cache.AttrExpiration()
@@ -386,31 +397,18 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 // SETATTR; atomic O_TRUNC is not negotiated, so OPEN never asks). A
 // set-group-ID bit without group execute is a mandatory-locking mark and
 // stays: the rule FUSE has always applied, as the daemon does not know the
-// caller's groups. It reports whether the mode changed. Call with n's lock
-// held.
-func (fs *FS) killSuidgid(n *inode, h *handle) (bool, error) {
-	if n.kind != unix.S_IFREG {
-		return false, nil
-	}
-	var st unix.Stat_t
-	var err error
-	if h != nil {
-		err = lower.Fstat(h.fd, &st)
-	} else {
-		err = fs.stat(n, &st)
-	}
-	if err != nil {
-		return false, err
-	}
-	mode := st.Mode & 0o7777
+// caller's groups. mode is n's current mode, from a lower stat the caller
+// took. It reports whether the mode changed. Call with n's lock held.
+func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
+	mode &= 0o7777
 	kill := mode & unix.S_ISUID
 	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
 		kill |= unix.S_ISGID
 	}
-	if kill == 0 {
+	if n.kind != unix.S_IFREG || kill == 0 {
 		return false, nil
 	}
-	err = fs.withLower(n, h, true, func(dirfd int, name string, flags int) error {
+	err := fs.withLower(n, h, true, func(dirfd int, name string, flags int) error {
 		return unix.Fchmodat(dirfd, name, mode&^kill, flags)
 	})
 	if err != nil {
