@@ -278,7 +278,7 @@ func anyFrame(subs ...string) func([]string) bool {
 
 // categories explain where a FUSE daemon's time goes. They overlap: a
 // lower-directory write is both "syscalls to the lower directory" and,
-// say, "cryptfs fs/".
+// say, "cryptfs fusefs".
 var categories = []category{
 	{"kernel: read requests from /dev/fuse", anyFrame("fuse_dev_read", "fuse_dev_splice_read")},
 	{"kernel: write replies to /dev/fuse", anyFrame("fuse_dev_write", "fuse_dev_splice_write")},
@@ -291,7 +291,7 @@ var categories = []category{
 	{"Go allocation", anyFrame("runtime.mallocgc")},
 	{"AEAD (XChaCha20-Poly1305)", anyFrame("chacha20poly1305", "chacha20.", "poly1305.")},
 	{"name hashing (BLAKE2b)", anyFrame("blake2b")},
-	{"cryptfs fs/", anyFrame("github.com/cryptfs/cryptfs/fs.")},
+	{"cryptfs fusefs", anyFrame("github.com/cryptfs/cryptfs/internal/fusefs.")},
 	{"cryptfs meta/", anyFrame("github.com/cryptfs/cryptfs/meta.")},
 	{"cryptfs crypt/", anyFrame("github.com/cryptfs/cryptfs/crypt.")},
 	{"jacobsa/fuse", anyFrame("github.com/jacobsa/fuse")},

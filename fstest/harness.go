@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cryptfs/cryptfs/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 

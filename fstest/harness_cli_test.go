@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 // End-to-end behaviour of `cryptfs mount` and `cryptfs unmount` that the

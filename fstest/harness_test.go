@@ -15,7 +15,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/crypt/config"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // cryptfsOptions are cryptfs's documented differences from ext4.
@@ -245,14 +245,14 @@ func lowerPathOf(t *testing.T, cipher, rel string) string {
 	for _, want := range strings.Split(filepath.Clean(rel), "/") {
 		dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 		mustDo(t, err)
-		iv, err := lower.ReadDirIV(dfd)
+		iv, err := ciphertree.ReadDirIV(dfd)
 		if err != nil {
 			unix.Close(dfd)
 			t.Fatalf("read the name IV of %s: %v", dir, err)
 		}
 		var found string
-		err = lower.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
-			if plain, err := lower.DecodeName(suite, dfd, iv, name); err == nil && plain == want {
+		err = ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+			if plain, err := ciphertree.DecodeName(suite, dfd, iv, name); err == nil && plain == want {
 				found = name
 				return false
 			}

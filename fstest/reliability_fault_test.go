@@ -100,7 +100,7 @@ func daemonStacks(m *Mount) string {
 	}
 	var out []string
 	for _, g := range strings.Split(m.Log(), "\n\n") {
-		if strings.Contains(g, "cryptfs/fs.") {
+		if strings.Contains(g, "cryptfs/internal/fusefs.") {
 			out = append(out, g)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fastpath"
-	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 // These tests run the daemon's ebpf tier on a stock kernel: the daemon

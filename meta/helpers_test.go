@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 // requestCollector opens the tracepoint collector of FUSE requests for the

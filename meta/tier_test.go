@@ -10,8 +10,8 @@ import (
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 // TestKernelCacheTier stats every file of a 10k-file tree twice. In the

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cryptfs/cryptfs/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"

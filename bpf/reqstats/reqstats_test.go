@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
-	"github.com/cryptfs/cryptfs/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
 func openForTest(t *testing.T, dev uint32) *Collector {

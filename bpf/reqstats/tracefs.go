@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cryptfs/cryptfs/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 

@@ -23,10 +23,10 @@ import (
 	"github.com/cryptfs/cryptfs/bpf/fastpath"
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/crypt/config"
-	"github.com/cryptfs/cryptfs/fs"
+	"github.com/cryptfs/cryptfs/internal/control"
+	fusefs "github.com/cryptfs/cryptfs/internal/fusefs"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -185,12 +185,12 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	var sink fs.FastPath
+	var sink fusefs.FastPath
 	if fp.fp != nil {
 		sink = meta.NewMapSink(fp.fp, a.log)
 	}
 	notifier := fuse.NewNotifier()
-	fsys, err := fs.New(fs.Config{
+	fsys, err := fusefs.New(fusefs.Config{
 		Lower:    a.cipherDir,
 		Suite:    suite,
 		Tier:     fp.tier,
@@ -203,7 +203,7 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 	}
 	defer fsys.Close()
 
-	mopts := fs.MountOptions{
+	mopts := fusefs.MountOptions{
 		Source:     a.cipherDir,
 		ReadOnly:   a.flags.readOnly,
 		AllowOther: a.flags.allowOther,
@@ -220,7 +220,7 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 	var mfs *fuse.MountedFileSystem
 	devFD := -1
 	if fp.attach {
-		dev, err := fs.MountDevice(a.mountpoint, mopts)
+		dev, err := fusefs.MountDevice(a.mountpoint, mopts)
 		if err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 			unix.Unmount(a.mountpoint, unix.MNT_DETACH)
 			return fmt.Errorf("dup /dev/fuse: %w", err)
 		}
-		if mfs, err = fuse.Mount(fmt.Sprintf("/dev/fd/%d", devFD), server, fs.MountConfig(mopts)); err != nil {
+		if mfs, err = fuse.Mount(fmt.Sprintf("/dev/fd/%d", devFD), server, fusefs.MountConfig(mopts)); err != nil {
 			unix.Unmount(a.mountpoint, unix.MNT_DETACH)
 			return fmt.Errorf("serve %s: %w", a.mountpoint, err)
 		}
@@ -242,7 +242,7 @@ func serveTier(a daemonArgs, suite *crypt.Suite, fp fastSetup) error {
 			mfs.Join(context.Background())
 			return fmt.Errorf("%w: %w", errAttachFailed, err)
 		}
-	} else if mfs, err = fuse.Mount(a.mountpoint, server, fs.MountConfig(mopts)); err != nil {
+	} else if mfs, err = fuse.Mount(a.mountpoint, server, fusefs.MountConfig(mopts)); err != nil {
 		return fmt.Errorf("mount %s: %w", a.mountpoint, err)
 	}
 
@@ -389,7 +389,7 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 
 // controlHandler answers cryptfs status and stats.
 type controlHandler struct {
-	fsys   *fs.FS
+	fsys   *fusefs.FS
 	fp     *fastpath.FastPath // ebpf tier
 	col    *reqstats.Collector
 	status control.Status

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/fsck"
+	"github.com/cryptfs/cryptfs/internal/fsck"
 )
 
 func newFsck(e env) *cobra.Command {

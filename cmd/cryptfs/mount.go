@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/cryptfs/cryptfs/control"
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/control"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
 // mountFlags are the options of cryptfs mount.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 func newStats(e env) *cobra.Command {

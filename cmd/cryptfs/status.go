@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 func newStatus(e env) *cobra.Command {

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cryptfs/cryptfs/control"
+	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 // password unlocks the cipher directories the workloads create (with the

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -71,12 +71,12 @@ type FS struct {
 // New opens the lower directory and prepares the file system. notifier may
 // be nil (no revocations are then sent to the kernel).
 func New(cfg Config, notifier meta.Notifier) (*FS, error) {
-	fd, err := lower.Openat(unix.AT_FDCWD, cfg.Lower, unix.O_PATH|unix.O_DIRECTORY, 0)
+	fd, err := ciphertree.Openat(unix.AT_FDCWD, cfg.Lower, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open lower directory %s: %w", cfg.Lower, err)
 	}
 	var st unix.Stat_t
-	if err := lower.Fstat(fd, &st); err != nil {
+	if err := ciphertree.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat lower directory %s: %w", cfg.Lower, err)
 	}
@@ -181,17 +181,17 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 	if err != nil {
 		return iv, err
 	}
-	iv, err = lower.ReadDirIV(dfd)
-	if (errors.Is(err, unix.ENOENT) || errors.Is(err, lower.ErrBadIV)) && !fs.readOnly {
+	iv, err = ciphertree.ReadDirIV(dfd)
+	if (errors.Is(err, unix.ENOENT) || errors.Is(err, ciphertree.ErrBadIV)) && !fs.readOnly {
 		// A directory whose IV file is missing or empty (a crash right
 		// after mkdir) can get a new one as long as it holds no names.
 		var empty bool
-		if empty, err = lower.IsEmpty(dfd); err == nil {
+		if empty, err = ciphertree.IsEmpty(dfd); err == nil {
 			if !empty {
 				err = fmt.Errorf("%s has entries but no valid %s: %w", fs.lowerPath(n, ""), crypt.DirIVFile, syscall.EIO)
 			} else {
 				unix.Unlinkat(dfd, crypt.DirIVFile, 0)
-				if iv, err = lower.WriteDirIV(dfd); err == nil {
+				if iv, err = ciphertree.WriteDirIV(dfd); err == nil {
 					fs.ivs.add(n)
 				}
 			}
@@ -325,7 +325,7 @@ func (fs *FS) symlinkTarget(n *inode) (string, error) {
 		if err != nil {
 			continue
 		}
-		stored, err := lower.Readlinkat(pfd, l.lower)
+		stored, err := ciphertree.Readlinkat(pfd, l.lower)
 		if err != nil {
 			continue
 		}

@@ -1,5 +1,5 @@
-// Package lower reads and writes the cipher tree on disk, for the daemon
-// (package fs) and the offline checker (package fsck) alike: directory
+// Package ciphertree reads and writes the cipher tree on disk, for the daemon
+// (package fusefs) and the offline checker (package fsck) alike: directory
 // listings, directory IV files, long-name sidecars and the decoding of
 // lower names, and reads and writes that are retried on EINTR and never
 // return short.
@@ -7,4 +7,4 @@
 // Every name is resolved relative to a directory descriptor with
 // O_NOFOLLOW (or AT_SYMLINK_NOFOLLOW), so a symlink placed in the cipher
 // tree never leads outside it.
-package lower
+package ciphertree

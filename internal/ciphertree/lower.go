@@ -1,4 +1,4 @@
-package lower
+package ciphertree
 
 import (
 	"errors"

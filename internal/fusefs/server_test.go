@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -38,7 +38,7 @@ func writeDirIVAt(dir string) (crypt.DirIV, error) {
 		return crypt.DirIV{}, err
 	}
 	defer f.Close()
-	return lower.WriteDirIV(int(f.Fd()))
+	return ciphertree.WriteDirIV(int(f.Fd()))
 }
 
 // TestPanicBecomesEIO: a request whose handler panics fails with EIO and

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // content reads and writes the plaintext of one lower file block by block.
@@ -33,7 +33,7 @@ type content struct {
 func loadContent(s *crypt.Suite, fd int) (*content, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("lower.Fstat: %w", err)
+		return nil, fmt.Errorf("ciphertree.Fstat: %w", err)
 	}
 	c := &content{suite: s, fd: fd}
 	size, err := crypt.PlainSize(uint64(st.Size))
@@ -45,7 +45,7 @@ func loadContent(s *crypt.Suite, fd int) (*content, error) {
 		return c, nil
 	}
 	var hdr [crypt.HeaderLen]byte
-	if err := lower.PreadFull(fd, hdr[:], 0); err != nil {
+	if err := ciphertree.PreadFull(fd, hdr[:], 0); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
 	id, err := crypt.ParseHeader(hdr[:])
@@ -66,7 +66,7 @@ func (c *content) ensureHeader() error {
 		return err
 	}
 	var hdr [crypt.HeaderLen]byte
-	if err := lower.PwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
+	if err := ciphertree.PwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
 	c.id, c.hasID = id, true
@@ -96,7 +96,7 @@ func (c *content) ReadAt(dst []byte, off uint64) (int, error) {
 
 	buf := getBuf(cLen)
 	defer putBuf(buf)
-	if err := lower.PreadFull(c.fd, buf, int64(cOff)); err != nil {
+	if err := ciphertree.PreadFull(c.fd, buf, int64(cOff)); err != nil {
 		return 0, err
 	}
 	n := int(end - off)
@@ -141,7 +141,7 @@ func (c *content) oldBlock(b uint64, buf []byte) ([]byte, error) {
 	sb := storedPool.Get().(*[crypt.CipherBlockSize]byte)
 	defer storedPool.Put(sb)
 	stored := sb[:n+crypt.BlockOverhead]
-	if err := lower.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+	if err := ciphertree.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 		return nil, err
 	}
 	return c.suite.OpenBlock(buf[:0], stored, c.id, b)
@@ -153,7 +153,7 @@ func (c *content) rewriteBlock(b uint64, p []byte) error {
 	if err != nil {
 		return err
 	}
-	return lower.PwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
+	return ciphertree.PwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
 }
 
 // padLastBlock makes the current partial last block cover [its start, upTo)
@@ -186,7 +186,7 @@ func (c *content) growing(op func() error) error {
 		// The partial last block is rewritten by any growth: keep it.
 		b := oldSize / crypt.BlockSize
 		stored := make([]byte, blockLen(b, oldSize)+crypt.BlockOverhead)
-		if err := lower.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+		if err := ciphertree.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 			return err
 		}
 		old, err := c.suite.OpenBlock(nil, stored, c.id, b)
@@ -339,7 +339,7 @@ func (c *content) writeAt(data []byte, off uint64) error {
 			return err
 		}
 	}
-	if err := lower.PwriteFull(c.fd, buf, at); err != nil {
+	if err := ciphertree.PwriteFull(c.fd, buf, at); err != nil {
 		return err
 	}
 	if hdrLen > 0 {

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"sync"
@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // Durability of directory IVs.
@@ -58,7 +58,7 @@ func (f *ivFlusher) flush() error {
 		if err != nil {
 			continue // forgotten meanwhile: removed, nothing to keep
 		}
-		if err := lower.SyncDirIV(dfd); err != nil && err != unix.ENOENT && first == nil {
+		if err := ciphertree.SyncDirIV(dfd); err != nil && err != unix.ENOENT && first == nil {
 			first = err
 		}
 	}

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // handle is an open regular file: a descriptor of the lower file.
@@ -61,13 +61,13 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		return err
 	}
 	defer func() { fs.endCreate(c, err) }()
-	fd, err := lower.Openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
+	fd, err := ciphertree.Openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
 	if err != nil {
 		return err
 	}
 	var st unix.Stat_t
 	if err = fs.chownNew(ctx, c, unixMode(op.Mode)); err == nil {
-		err = lower.Fstat(fd, &st)
+		err = ciphertree.Fstat(fd, &st)
 	}
 	if err != nil {
 		unix.Close(fd)
@@ -167,7 +167,7 @@ func (fs *FS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 	}
 	n, err := c.ReadAt(op.Dst[:min(len(op.Dst), int(op.Size))], uint64(op.Offset))
 	if err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
 			return fs.authFailed("read", h.n, "", err)
 		}
 		return err
@@ -215,7 +215,7 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	defer h.n.Unlock()
 	if op.KillSuidgid {
 		var st unix.Stat_t
-		if err := lower.Fstat(h.fd, &st); err != nil {
+		if err := ciphertree.Fstat(h.fd, &st); err != nil {
 			return err
 		}
 		killed, err := fs.killSuidgid(h.n, h, st.Mode)
@@ -234,7 +234,7 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	}
 	err = c.WriteAt(op.Data, uint64(op.Offset))
 	fs.cache.ChangedAttr(&h.n.Node)
-	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
+	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
 		return fs.authFailed("write", h.n, "", err)
 	}
 	return err
@@ -293,7 +293,7 @@ func (fs *FS) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
 	}
 	err = c.Allocate(op.Offset, op.Length, op.Mode == unix.FALLOC_FL_KEEP_SIZE)
 	fs.cache.ChangedAttr(&h.n.Node)
-	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
+	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
 		return fs.authFailed("fallocate", h.n, "", err)
 	}
 	return err
@@ -473,7 +473,7 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 		return err
 	}
 	if err := c.Truncate(size); err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, lower.ErrShort) {
+		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
 			return fs.authFailed("truncate", n, "", err)
 		}
 		return err

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // Problem is one damaged or tampered item.
@@ -85,14 +85,14 @@ func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 	ivOK := true
 	if !c.s.DeterministicNames() {
 		var err error
-		if iv, err = lower.ReadDirIV(dfd); err != nil {
+		if iv, err = ciphertree.ReadDirIV(dfd); err != nil {
 			c.problem(Problem{Lower: filepath.Join(cpath, crypt.DirIVFile), Plain: plain, Kind: "diriv",
 				Detail: "the directory's name IV is missing or damaged, so none of its names can be decrypted: " + err.Error()})
 			ivOK = false
 		}
 	}
 	var entries []string
-	err := lower.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+	err := ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
 		entries = append(entries, name)
 		return true
 	})
@@ -107,7 +107,7 @@ func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 		path := filepath.Join(cpath, name)
 		childPlain := ""
 		if ivOK {
-			p, err := lower.DecodeName(c.s, dfd, iv, name)
+			p, err := ciphertree.DecodeName(c.s, dfd, iv, name)
 			if err != nil {
 				kind := "name"
 				if crypt.IsLongName(name) {
@@ -186,7 +186,7 @@ func (c *checker) file(dfd int, name, cpath, plain string) {
 	for block := int64(0); crypt.BlockOffset(uint64(block)) < size; {
 		off := int64(crypt.BlockOffset(uint64(block)))
 		chunk := c.buf[:min(int64(len(c.buf)), int64(size)-off)]
-		if err := lower.PreadFull(fd, chunk, off); err != nil {
+		if err := ciphertree.PreadFull(fd, chunk, off); err != nil {
 			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 			return
 		}
@@ -212,7 +212,7 @@ func (c *checker) file(dfd int, name, cpath, plain string) {
 }
 
 func (c *checker) symlink(dfd int, name, cpath, plain string) {
-	stored, err := lower.Readlinkat(dfd, name)
+	stored, err := ciphertree.Readlinkat(dfd, name)
 	if err != nil {
 		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return

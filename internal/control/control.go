@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cryptfs/cryptfs/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
 // Status describes a running mount.

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -279,7 +279,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 		if err != nil {
 			return err
 		}
-		return lower.Fstat(fd, st)
+		return ciphertree.Fstat(fd, st)
 	}
 	for _, l := range fs.linksOf(n) {
 		pfd, err := fs.dirFd(l.parent)
@@ -301,7 +301,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 	}
 	fs.mu.Unlock()
 	if fd >= 0 {
-		return lower.Fstat(fd, st)
+		return ciphertree.Fstat(fd, st)
 	}
 	return fmt.Errorf("inode %d: no name leads to it: %w", n.ID, syscall.ENOENT)
 }
@@ -315,7 +315,7 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		return lower.Openat(fd, ".", flags|unix.O_DIRECTORY, 0)
+		return ciphertree.Openat(fd, ".", flags|unix.O_DIRECTORY, 0)
 	}
 	var lastErr error = syscall.ENOENT
 	for _, l := range fs.linksOf(n) {
@@ -324,9 +324,9 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 			lastErr = err
 			continue
 		}
-		fd, err := lower.Openat(pfd, l.lower, flags|noatime(flags), 0)
+		fd, err := ciphertree.Openat(pfd, l.lower, flags|noatime(flags), 0)
 		if err == syscall.EPERM && noatime(flags) != 0 {
-			fd, err = lower.Openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
+			fd, err = ciphertree.Openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
 		}
 		switch err {
 		case nil:
@@ -340,7 +340,7 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 			continue
 		}
 		var st unix.Stat_t
-		if err := lower.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev {
+		if err := ciphertree.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev {
 			unix.Close(fd)
 			lastErr = syscall.ESTALE
 			continue

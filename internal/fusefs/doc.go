@@ -1,4 +1,4 @@
-// Package fs is the cryptfs slow path: a github.com/jacobsa/fuse file
+// Package fusefs is the cryptfs slow path: a github.com/jacobsa/fuse file
 // system that keeps every file encrypted in a lower ("cipher") directory,
 // using the codecs of package crypt and the metadata cache of package meta.
 //
@@ -20,4 +20,4 @@
 //     their blocks on all cores.
 //   - The lower directory is assumed to change only through this daemon
 //     while mounted (see package meta for what the caches rely on).
-package fs
+package fusefs

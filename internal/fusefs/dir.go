@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/lower"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -86,12 +86,12 @@ func (fs *FS) find(p *inode, pfd int, lower, plain string) (*inode, *seen, error
 // openDirAt opens an O_PATH descriptor of a subdirectory and checks it is
 // the inode st describes (and refreshes st from it).
 func openDirAt(pfd int, name string, st *unix.Stat_t) (int, error) {
-	fd, err := lower.Openat(pfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	fd, err := ciphertree.Openat(pfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return -1, err
 	}
 	var st2 unix.Stat_t
-	if err := lower.Fstat(fd, &st2); err != nil || (st != nil && st.Ino != 0 && st2.Ino != st.Ino) {
+	if err := ciphertree.Fstat(fd, &st2); err != nil || (st != nil && st.Ino != 0 && st2.Ino != st.Ino) {
 		unix.Close(fd)
 		return -1, syscall.ESTALE
 	}
@@ -157,7 +157,7 @@ func (fs *FS) beginCreate(parent fuseops.InodeID, name string) (*creation, error
 		c.pfd, err = fs.dirFd(p)
 	}
 	if err == nil && c.long {
-		err = lower.WriteSidecar(c.pfd, c.lower, encoded)
+		err = ciphertree.WriteSidecar(c.pfd, c.lower, encoded)
 	}
 	if err != nil {
 		p.Unlock()
@@ -191,7 +191,7 @@ func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
 		return nil // what the daemon (root) created it as, setgid directory or not
 	}
 	var pst, st unix.Stat_t
-	if err := lower.Fstat(c.pfd, &pst); err != nil {
+	if err := ciphertree.Fstat(c.pfd, &pst); err != nil {
 		return err
 	}
 	if err := unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -214,7 +214,7 @@ func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
 	if mode&(unix.S_ISUID|unix.S_ISGID) == 0 || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return nil
 	}
-	fd, err := lower.Openat(c.pfd, c.lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	fd, err := ciphertree.Openat(c.pfd, c.lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 	}
 	defer func() { fs.endCreate(c, err) }()
 	mode := uint32(op.Mode.Perm()) | uint32(unixMode(op.Mode)&0o7000)
-	if err = lower.MakeDir(c.pfd, c.lower, mode, !fs.suite.DeterministicNames()); err != nil {
+	if err = ciphertree.MakeDir(c.pfd, c.lower, mode, !fs.suite.DeterministicNames()); err != nil {
 		return err
 	}
 	var st unix.Stat_t
@@ -239,11 +239,11 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 		err = fs.chownNew(ctx, c, unixMode(op.Mode))
 	}
 	if err == nil {
-		err = lower.Fstat(dfd, &st)
+		err = ciphertree.Fstat(dfd, &st)
 	}
 	if err != nil {
 		if dfd >= 0 {
-			lower.RemoveInternal(dfd)
+			ciphertree.RemoveInternal(dfd)
 			unix.Close(dfd)
 		}
 		unix.Unlinkat(c.pfd, c.lower, unix.AT_REMOVEDIR)
@@ -448,14 +448,14 @@ func (fs *FS) emptyDirForRemoval(pfd int, lname string) error {
 		return err
 	}
 	defer unix.Close(dfd)
-	empty, err := lower.IsEmpty(dfd)
+	empty, err := ciphertree.IsEmpty(dfd)
 	if err != nil {
 		return err
 	}
 	if !empty {
 		return syscall.ENOTEMPTY
 	}
-	return lower.RemoveInternal(dfd)
+	return ciphertree.RemoveInternal(dfd)
 }
 
 // Rename moves a name, replacing an existing target as rename(2) does.
@@ -531,7 +531,7 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 		}
 	}
 	if newLong {
-		if err := lower.WriteSidecar(npfd, newLower, newEnc); err != nil {
+		if err := ciphertree.WriteSidecar(npfd, newLower, newEnc); err != nil {
 			return err
 		}
 	}
@@ -638,11 +638,11 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 		{name: "..", ino: parent, typ: fuseutil.DT_Directory},
 	}
 	atRoot := n.ID == rootID
-	err = lower.ReadDir(dfd, func(lname string, ino uint64, typ uint8) bool {
+	err = ciphertree.ReadDir(dfd, func(lname string, ino uint64, typ uint8) bool {
 		if crypt.IsReserved(lname, atRoot) {
 			return true
 		}
-		name, err := lower.DecodeName(fs.suite, dfd, iv, lname)
+		name, err := ciphertree.DecodeName(fs.suite, dfd, iv, lname)
 		if err != nil {
 			path := fs.lowerPath(n, lname)
 			if _, seen := fs.warned.LoadOrStore(path, true); !seen {
