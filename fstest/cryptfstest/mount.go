@@ -373,19 +373,8 @@ func (m *Mount) abortAndDetach() {
 	m.detach()
 }
 
-// detach aborts and lazily unmounts whatever FUSE mount is still at Dir.
-func (m *Mount) detach() error {
-	for i := 0; i < 3 && IsMounted(m.Dir); i++ {
-		if dev, err := mountinfo.FUSEDevice(m.Dir); err == nil {
-			mountinfo.AbortFUSE(dev)
-		}
-		unix.Unmount(m.Dir, unix.MNT_DETACH)
-	}
-	if IsMounted(m.Dir) {
-		return fmt.Errorf("%s is still mounted", m.Dir)
-	}
-	return nil
-}
+// detach aborts and detaches whatever FUSE mount is still at Dir.
+func (m *Mount) detach() error { return Detach(m.Dir) }
 
 // Close tears the mount down, whatever state it is in; it is idempotent.
 // A daemon still running is asked to stop (SIGTERM in the foreground,
@@ -428,6 +417,23 @@ func (m *Mount) close() error {
 		errs = append(errs, fmt.Errorf("after teardown: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// Detach frees dir of whatever FUSE file system is mounted there (a few
+// times over, for stacked mounts): it aborts its connection through
+// fusectl, so that nothing waits on its daemon, and unmounts it lazily.
+// For tests that mount with the bare command; a Mount has Close.
+func Detach(dir string) error {
+	for i := 0; i < 3 && IsMounted(dir); i++ {
+		if dev, err := mountinfo.FUSEDevice(dir); err == nil {
+			mountinfo.AbortFUSE(dev)
+		}
+		unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if IsMounted(dir) {
+		return fmt.Errorf("%s is still mounted", dir)
+	}
+	return nil
 }
 
 // IsMounted reports whether a FUSE file system is mounted at dir.
