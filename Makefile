@@ -59,7 +59,7 @@ check-generate:
 # The reliability tests at full size (200k model operations per tier, 30
 # crashes, large directories), with seeds from the clock: about 20 minutes on 2 cores.
 stress: deps build
-	FSTEST_STRESS=1 CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 3h -v -run 'Reliability|TestModel' ./fstest/
+	FSTEST_STRESS=1 CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 3h -v -run 'Reliability|TestModel' ./fstest/ ./fstest/e2e/
 
 # init, mount, use, show the cipher tree and fast-path statistics, unmount.
 demo: deps build
