@@ -52,7 +52,9 @@ type Result struct {
 }
 
 // ExitError is a command that ran and exited with a code other than 0 (or
-// was killed by a signal).
+// was killed by a signal). A foreground `cryptfs mount -f` that exits
+// before the mount is ready is one too; its Result then holds what it
+// printed on either stream in both Stderr and Output.
 type ExitError struct {
 	Args   []string // the command line, without the binary
 	Code   int      // the exit code; -1 when a signal ended it

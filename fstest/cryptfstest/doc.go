@@ -35,9 +35,11 @@
 // mount, no daemon and no process in D state behind: a daemon that does
 // not exit is killed after its FUSE connection is aborted through fusectl
 // (see internal/mountinfo), and whatever is still mounted is detached.
-// Nothing in the harness aborts a connection it did not look up at the
-// mount's own directory at that moment, so a reused device number never
-// hits another file system.
+// The harness aborts or unmounts only what it finds mounted at the
+// mount's own directory at that moment, never by a device number it
+// remembered (which the kernel may have given to another file system), and
+// never the FUSE mount that was there before it mounted (a failed second
+// mount on one directory leaves the first alone).
 //
 // # Other users
 //

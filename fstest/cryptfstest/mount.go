@@ -68,6 +68,11 @@ type Mount struct {
 	done chan struct{}
 	err  error // the foreground daemon's exit status, once done
 
+	// under is the FUSE mount that was at Dir before this one (a
+	// mount this one failed to replace, or sits on): never touched.
+	under    uint32
+	hasUnder bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -94,6 +99,9 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	}
 	args = append(append(args, o.Args...), o.Cipher, o.Dir)
 	m := &Mount{Dir: o.Dir, Cipher: o.Cipher, cli: c, done: make(chan struct{})}
+	if dev, err := mountinfo.FUSEDevice(o.Dir); err == nil {
+		m.under, m.hasUnder = dev, true
+	}
 	var err error
 	if o.Background {
 		err = m.startBackground(ctx, o, args)
@@ -180,7 +188,14 @@ func (m *Mount) startForeground(ctx context.Context, o MountOptions, args []stri
 		}
 		return nil
 	case <-m.done:
-		return fail(fmt.Errorf("cryptfs mount -f exited early: %w: %s", m.err, tail(m.log.String(), 4000)))
+		// Refused (wrong password, already mounted...): the exit code
+		// says why, as for any command.
+		out := m.log.Bytes()
+		var ee *exec.ExitError
+		if errors.As(m.err, &ee) {
+			return fail(&ExitError{Args: args, Code: ee.ExitCode(), Result: &Result{Stderr: out, Output: out}, Err: m.err})
+		}
+		return fail(fmt.Errorf("cryptfs mount -f exited early: %v: %s", m.err, tail(string(out), 4000)))
 	case <-time.After(readyTimeout):
 		return fail(fmt.Errorf("cryptfs mount -f not ready after %v: %s", readyTimeout, tail(m.log.String(), 4000)))
 	case <-ctx.Done():
@@ -202,7 +217,7 @@ func (m *Mount) startBackground(ctx context.Context, o MountOptions, args []stri
 	}
 	if err != nil {
 		// Mounted, but not by a daemon we can see: cut it off.
-		m.abortAndDetach()
+		m.detach()
 		close(m.done)
 		return err
 	}
@@ -310,6 +325,9 @@ func (m *Mount) Stats(ctx context.Context) (control.Stats, error) {
 // unmount (busy) is an *ExitError and leaves the daemon running; so does
 // a foreground daemon's exit status other than 0 (an *exec.ExitError).
 func (m *Mount) Unmount(ctx context.Context, flags ...string) error {
+	if _, ok := m.device(); !ok {
+		return fmt.Errorf("cryptfs unmount: nothing of this mount's is mounted at %s", m.Dir)
+	}
 	args := append(append([]string{"unmount"}, flags...), m.Dir)
 	if _, err := m.cli.Run(ctx, "", args...); err != nil {
 		return err
@@ -335,7 +353,7 @@ func (m *Mount) Kill() error {
 		return nil
 	case <-time.After(killTimeout):
 	}
-	if dev, err := mountinfo.FUSEDevice(m.Dir); err == nil {
+	if dev, ok := m.device(); ok {
 		mountinfo.AbortFUSE(dev)
 	}
 	select {
@@ -351,7 +369,7 @@ func (m *Mount) Kill() error {
 // ENOTCONN), kills the daemon with SIGKILL, waits for it and detaches the
 // mount. Nothing is left mounted or running unless it returns an error.
 func (m *Mount) Abort() error {
-	if dev, err := mountinfo.FUSEDevice(m.Dir); err == nil {
+	if dev, ok := m.device(); ok {
 		mountinfo.AbortFUSE(dev)
 	}
 	var errs []error
@@ -364,17 +382,32 @@ func (m *Mount) Abort() error {
 	return errors.Join(errs...)
 }
 
-// abortAndDetach frees the mountpoint of a mount whose daemon we do not
-// know.
-func (m *Mount) abortAndDetach() {
-	if dev, err := mountinfo.FUSEDevice(m.Dir); err == nil {
-		mountinfo.AbortFUSE(dev)
+// device returns the FUSE connection mounted at Dir, unless there is none
+// or it is the one that was there before this mount.
+func (m *Mount) device() (uint32, bool) {
+	dev, err := mountinfo.FUSEDevice(m.Dir)
+	if err != nil || (m.hasUnder && dev == m.under) {
+		return 0, false
 	}
-	m.detach()
+	return dev, true
 }
 
-// detach aborts and detaches whatever FUSE mount is still at Dir.
-func (m *Mount) detach() error { return Detach(m.Dir) }
+// detach aborts and detaches whatever FUSE mount at Dir may be this
+// one's (all but the one that was there before).
+func (m *Mount) detach() error {
+	for i := 0; i < 3; i++ {
+		dev, ok := m.device()
+		if !ok {
+			return nil
+		}
+		mountinfo.AbortFUSE(dev)
+		unix.Unmount(m.Dir, unix.MNT_DETACH)
+	}
+	if _, ok := m.device(); ok {
+		return fmt.Errorf("%s is still mounted", m.Dir)
+	}
+	return nil
+}
 
 // Close tears the mount down, whatever state it is in; it is idempotent.
 // A daemon still running is asked to stop (SIGTERM in the foreground,

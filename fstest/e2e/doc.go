@@ -13,6 +13,10 @@
 //     concurrency, crash (kill -9), faults (ENOSPC, read-only lower,
 //     changes behind the daemon's back), tampering and hostile input;
 //     workers_test.go runs their worker processes.
+//   - harness_test.go: the harness's own promises (background mounts,
+//     kill -9, a refused unmount of a busy mount, a refused second mount,
+//     Abort of a hung daemon, a daemon of another user with its own
+//     environment).
 //   - fastpath_test.go, tier_test.go, listing_test.go, xattrns_test.go: the
 //     metadata fast path through a real daemon: every tier answers like
 //     the daemon, no stale fact survives a change, and the requests that
