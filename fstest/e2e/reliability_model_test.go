@@ -136,7 +136,7 @@ func runModelOnCryptfs(t *testing.T, mountArgs []string, nops int) {
 		div, err = fstest.Replay(sut, ref, ops, fstest.ModelConfig{CheckEvery: 1, Remount: mm.remount("model")})
 	} else {
 		seed = modelSeed(t)
-		t.Logf("model run: seed %d, %d operations (reproduce: FSTEST_MODEL_SEED=%d FSTEST_MODEL_OPS=%d go test ./fstest -run '^%s$')",
+		t.Logf("model run: seed %d, %d operations (reproduce: FSTEST_MODEL_SEED=%d FSTEST_MODEL_OPS=%d go test ./fstest/e2e -run '^%s$')",
 			seed, nops, seed, nops, t.Name())
 		ops, div, err = fstest.RunModel(sut, ref, fstest.ModelConfig{Seed: seed, Ops: nops, Remount: mm.remount("model")})
 	}
@@ -184,7 +184,7 @@ func reportDivergence(t *testing.T, mm *modelMount, seed uint64, div *fstest.Div
 		}
 		d := replayOnce(t, mm, shrunk, how)
 		msg += fmt.Sprintf("shrunk to %d operations (replayed on a %s), saved to %s; replay with\n"+
-			"  FSTEST_MODEL_REPLAY=%s go test ./fstest -run '^TestReliabilityModel$'\n%s  -> %v\n",
+			"  FSTEST_MODEL_REPLAY=%s go test ./fstest/e2e -run '^TestReliabilityModel$'\n%s  -> %v\n",
 			len(shrunk), how, small, small, fstest.FormatOps(shrunk), d)
 	} else {
 		msg += "the failure did not reproduce on a fresh directory or a fresh mount; last operations:\n" +
