@@ -83,6 +83,13 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	if o.Cipher == "" || o.Dir == "" {
 		return nil, errors.New("cryptfstest: Mount needs a cipher directory and a mountpoint")
 	}
+	var err error
+	if o.Cipher, err = filepath.Abs(o.Cipher); err != nil {
+		return nil, err
+	}
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -102,7 +109,6 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	if dev, err := mountinfo.FUSEDevice(o.Dir); err == nil {
 		m.under, m.hasUnder = dev, true
 	}
-	var err error
 	if o.Background {
 		err = m.startBackground(ctx, o, args)
 	} else {

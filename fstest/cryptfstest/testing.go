@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -73,6 +74,52 @@ func RequireFUSE(t testing.TB) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("skipping: /dev/fuse is missing (modprobe fuse; apt-get install fuse3)")
 	}
+}
+
+// devFUSE is the mode of /dev/fuse that UserFUSE changed, while tests of
+// this process use it.
+var devFUSE struct {
+	sync.Mutex
+	users int
+	mode  os.FileMode
+}
+
+// UserFUSE lets users other than root mount FUSE file systems until the
+// test ends: it makes /dev/fuse 0666 where it is not (0600 on machines
+// without udev's rule) and puts the old mode back in t.Cleanup, once the
+// last test of this process that asked is done. It skips the test unless
+// RequireFUSE passes and fusermount3 (the setuid helper of unprivileged
+// mounts) is installed.
+func UserFUSE(t testing.TB) {
+	t.Helper()
+	RequireFUSE(t)
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		t.Skip("skipping: fusermount3 not found (apt-get install fuse3)")
+	}
+	devFUSE.Lock()
+	defer devFUSE.Unlock()
+	if devFUSE.users == 0 {
+		st, err := os.Stat("/dev/fuse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		devFUSE.mode = st.Mode().Perm()
+		if devFUSE.mode&0o066 != 0o066 {
+			if err := os.Chmod("/dev/fuse", devFUSE.mode|0o066); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	devFUSE.users++
+	t.Cleanup(func() {
+		devFUSE.Lock()
+		defer devFUSE.Unlock()
+		if devFUSE.users--; devFUSE.users == 0 {
+			if err := os.Chmod("/dev/fuse", devFUSE.mode); err != nil {
+				t.Errorf("restoring the mode of /dev/fuse: %v", err)
+			}
+		}
+	})
 }
 
 // NewCLI returns a CLI for the binary under test with the test defaults

@@ -175,27 +175,14 @@ func TestHarnessAbort(t *testing.T) {
 // environment (XDG_RUNTIME_DIR): an unprivileged daemon mounts through
 // fusermount3, the harness hears its READY=1, status and stats find its
 // control socket in that runtime directory, and it unmounts as that user.
-// /dev/fuse is 0600 on these machines: the test makes it 0666 for its
-// duration and puts the mode back.
+// /dev/fuse is 0600 on these machines: UserFUSE makes it 0666 for the
+// test's duration and puts the mode back.
 func TestHarnessOtherUser(t *testing.T) {
-	cryptfstest.RequireFUSE(t)
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		t.Skip("skipping: fusermount3 not found (apt-get install fuse3)")
-	}
+	cryptfstest.UserFUSE(t)
 	const uid, gid = 65534, 65534 // nobody, nogroup
 	bin := cryptfstest.Binary(t)
-	if err := unix.Faccessat(unix.AT_FDCWD, bin, unix.X_OK, unix.AT_EACCESS); err != nil || !reachable(bin) {
-		t.Skipf("skipping: %s cannot be run by another user (its directories are not searchable by all); build it elsewhere or unset CRYPTFS_BIN", bin)
-	}
-	var fuse unix.Stat_t
-	mustDo(t, unix.Stat("/dev/fuse", &fuse))
-	if fuse.Mode&0o006 != 0o006 {
-		mustDo(t, os.Chmod("/dev/fuse", 0o666))
-		t.Cleanup(func() {
-			if err := os.Chmod("/dev/fuse", os.FileMode(fuse.Mode&0o777)); err != nil {
-				t.Errorf("restoring the mode of /dev/fuse: %v", err)
-			}
-		})
+	if !runnableByAll(bin) {
+		t.Skipf("skipping: %s cannot be run by another user (it or a directory above it is not open to all); build it elsewhere or unset CRYPTFS_BIN", bin)
 	}
 	// t.TempDir's parent is 0700: the user's directories go elsewhere.
 	base, err := os.MkdirTemp("", "cryptfstest-user-")
@@ -234,15 +221,15 @@ func TestHarnessOtherUser(t *testing.T) {
 	}
 }
 
-// reachable reports whether every directory above path is searchable by
-// everyone.
-func reachable(path string) bool {
-	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
+// runnableByAll reports whether everyone may execute path: it and every
+// directory above it have the x bit for others.
+func runnableByAll(path string) bool {
+	for p := path; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
 		if err != nil || st.Mode().Perm()&0o001 == 0 {
 			return false
 		}
-		if d == "/" {
+		if p == "/" {
 			return true
 		}
 	}
