@@ -29,16 +29,23 @@ deps:
 FSTEST_MODEL_SEED ?= 20261127
 test: deps build vet
 	FSTEST_MODEL_SEED=$(FSTEST_MODEL_SEED) CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m ./...
+	CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) -C bench test -race -count=1 -timeout 30m ./...
 
 # The same without the slow second suite runs.
 test-short: deps build
 	CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 ./...
+	CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) -C bench test -short -count=1 ./...
 
+# bench/ is a module of its own (its plotting and profile dependencies stay
+# out of the product's go.mod): vet and staticcheck it too, with the
+# staticcheck of this module's go.mod.
 vet:
 	$(GO) vet ./...
+	$(GO) -C bench vet ./...
 
 staticcheck:
 	$(GO) tool staticcheck ./...
+	sc=$$($(GO) tool -n staticcheck) && cd bench && $$sc ./...
 
 lint: vet staticcheck
 	@out=$$(gofmt -l . | grep -v '^bin/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -59,7 +66,7 @@ check-generate:
 # The reliability tests at full size (200k model operations per tier, 30
 # crashes, large directories), with seeds from the clock: about 20 minutes on 2 cores.
 stress: deps build
-	FSTEST_STRESS=1 CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 3h -v -run 'Reliability|TestModel' ./fstest/
+	FSTEST_STRESS=1 CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 3h -v -run 'Reliability|TestModel' ./fstest/ ./fstest/e2e/
 
 # init, mount, use, show the cipher tree and fast-path statistics, unmount.
 demo: deps build

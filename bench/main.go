@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // options are the command-line flags.
@@ -188,6 +191,9 @@ func run(o options, lg *log.Logger) error {
 			info.Available, info.Reason = false, firstLineOf(err.Error())
 			if ce := (*cmdError)(nil); errors.As(err, &ce) && ce.stderr != "" {
 				info.Reason = firstLineOf(ce.stderr)
+			}
+			if ee := (*cryptfstest.ExitError)(nil); errors.As(err, &ee) && len(bytes.TrimSpace(ee.Result.Stderr)) > 0 {
+				info.Reason = firstLineOf(string(ee.Result.Stderr))
 			}
 			lg.Printf("%s not available: %v", id, err)
 			res.Systems = append(res.Systems, info)

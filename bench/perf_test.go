@@ -90,10 +90,10 @@ func TestParsePerfScript(t *testing.T) {
 	for name, want := range map[string]float64{
 		"kernel: read requests from /dev/fuse":         25,
 		"kernel: other syscalls (lower directory I/O)": 50,
-		"Go GC":         25,
-		"cryptfs fs/":   50,
-		"jacobsa/fuse":  25,
-		"Go allocation": 0,
+		"Go GC":          25,
+		"cryptfs fusefs": 50,
+		"jacobsa/fuse":   25,
+		"Go allocation":  0,
 	} {
 		if got, ok := cat[name]; !ok || got != want {
 			t.Errorf("category %q = %.1f%% (present %v), want %.1f%%", name, got, ok, want)
@@ -104,7 +104,7 @@ func TestParsePerfScript(t *testing.T) {
 		ours = append(ours, o.Name)
 	}
 	// x/sys is not ours; ties sort by name.
-	want := "github.com/cryptfs/cryptfs/fs.(*FS).CreateFile,github.com/cryptfs/cryptfs/fs.openat,github.com/jacobsa/fuse.(*Connection).ReadOp"
+	want := "github.com/cryptfs/cryptfs/internal/fusefs.(*FS).CreateFile,github.com/cryptfs/cryptfs/internal/fusefs.openat,github.com/jacobsa/fuse.(*Connection).ReadOp"
 	if strings.Join(ours, ",") != want {
 		t.Errorf("ours = %v, want %s", ours, want)
 	}

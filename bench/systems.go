@@ -3,20 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/internal/control"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // system is one file system under test: the native lower directory,
@@ -230,68 +230,99 @@ func abortConnection(dev uint32) {
 	os.WriteFile(filepath.Join(ctl, fmt.Sprint(dev), "abort"), []byte("1"), 0)
 }
 
-// cryptfsSys is cryptfs in one fast-path tier.
+// cryptfsSys is cryptfs in one fast-path tier, driven through the
+// harness (fstest/cryptfstest) as a background mount.
 type cryptfsSys struct {
-	fuseMount
-	bin  string
-	tier string
+	id, cipher, mnt, logPath string
+	tier                     string
+	cli                      *cryptfstest.CLI
+
+	mu sync.Mutex // guards m: Abort runs on the repetition's watchdog
+	m  *cryptfstest.Mount
 }
 
 func newCryptfs(bin, tier, work, pass string) *cryptfsSys {
-	return &cryptfsSys{fuseMount: newFuseMount("cryptfs-"+tier, work, pass), bin: bin, tier: tier}
+	dir := filepath.Join(work, "cryptfs-"+tier)
+	return &cryptfsSys{id: "cryptfs-" + tier, cipher: filepath.Join(dir, "cipher"), mnt: filepath.Join(dir, "mnt"),
+		logPath: filepath.Join(dir, "daemon.log"), tier: tier,
+		// The real KDF, as a user would have it; the password from a file.
+		cli: &cryptfstest.CLI{Bin: bin, Passfile: pass, StrongKDF: true}}
+}
+
+func (c *cryptfsSys) ID() string   { return c.id }
+func (c *cryptfsSys) Root() string { return c.mnt }
+
+// mount returns the current mount, nil when there is none.
+func (c *cryptfsSys) mount() *cryptfstest.Mount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m
+}
+
+// setMount replaces the current mount and returns the one it replaced.
+func (c *cryptfsSys) setMount(m *cryptfstest.Mount) *cryptfstest.Mount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m
+	c.m = m
+	return old
+}
+
+func (c *cryptfsSys) PID() int {
+	if m := c.mount(); m != nil {
+		return m.PID()
+	}
+	return 0
 }
 
 func (c *cryptfsSys) Setup(ctx context.Context) error {
-	if err := c.mkdirs(); err != nil {
+	for _, d := range []string{c.cipher, c.mnt} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if _, err := c.cli.Init(ctx, c.cipher); err != nil {
 		return err
 	}
-	if _, err := runCmd(ctx, "", c.bin, "init", "--passfile", c.pass, c.cipher); err != nil {
-		return err
-	}
-	return c.mount(ctx)
+	return c.start(ctx)
 }
 
-func (c *cryptfsSys) mount(ctx context.Context) error {
-	if _, err := runCmd(ctx, "", c.bin, "mount", "--passfile", c.pass, "--fast-path="+c.tier,
-		"--log-file", c.logPath, c.cipher, c.mnt); err != nil {
-		return err
-	}
-	c.mounted = true
-	out, err := runCmd(ctx, "", c.bin, "status", "--json", c.mnt)
+// start mounts in the background with --fast-path=tier (the harness
+// fails unless the daemon runs that tier).
+func (c *cryptfsSys) start(ctx context.Context) error {
+	m, err := c.cli.Mount(ctx, cryptfstest.MountOptions{Cipher: c.cipher, Dir: c.mnt,
+		FastPath: c.tier, LogFile: c.logPath, Background: true})
 	if err != nil {
 		return err
 	}
-	var st control.Status
-	if err := json.Unmarshal(out, &st); err != nil {
-		return fmt.Errorf("cryptfs status --json: %w", err)
-	}
-	if st.PID <= 0 {
-		return fmt.Errorf("cryptfs status --json: no daemon pid in %s", out)
-	}
-	if st.Tier != c.tier {
-		return fmt.Errorf("mounted with --fast-path=%s but the daemon runs tier %q (%s)", c.tier, st.Tier, st.TierReason)
-	}
-	c.pid, c.dev = st.PID, st.Device
+	c.setMount(m)
 	return nil
 }
 
+// unmount unmounts with cryptfs unmount and waits for the daemon; if that
+// fails, it aborts the mount.
 func (c *cryptfsSys) unmount(ctx context.Context) error {
-	if !c.mounted {
+	m := c.mount()
+	if m == nil {
 		return nil
 	}
-	pid := c.pid
 	uctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	_, err := runCmd(uctx, "", c.bin, "unmount", c.mnt)
-	if err == nil && pid > 0 && !waitGone(pid, 30*time.Second) {
-		err = fmt.Errorf("daemon %d still running after unmount", pid)
-	}
+	err := m.Unmount(uctx)
+	c.setMount(nil)
 	if err != nil {
-		c.Abort()
-		return fmt.Errorf("unmount %s (forced): %w; log: %s", c.mnt, err, c.logTail())
+		m.Abort()
+		return fmt.Errorf("unmount %s (forced): %w; log: %s", c.mnt, err, tail(m.Log(), 800))
 	}
-	c.mounted, c.pid, c.dev = false, 0, 0
 	return nil
+}
+
+// Abort cuts the connection through fusectl, kills the daemon and
+// detaches the mount.
+func (c *cryptfsSys) Abort() {
+	if m := c.setMount(nil); m != nil {
+		m.Abort()
+	}
 }
 
 func (c *cryptfsSys) Remount(ctx context.Context, cold bool) error {
@@ -303,19 +334,19 @@ func (c *cryptfsSys) Remount(ctx context.Context, cold bool) error {
 			return err
 		}
 	}
-	return c.mount(ctx)
+	return c.start(ctx)
 }
 
 func (c *cryptfsSys) Teardown(ctx context.Context) error { return c.unmount(ctx) }
 
 func (c *cryptfsSys) Upcalls(ctx context.Context) (upcalls, error) {
-	out, err := runCmd(ctx, "", c.bin, "stats", "--json", c.mnt)
+	m := c.mount()
+	if m == nil {
+		return nil, fmt.Errorf("%s is not mounted", c.mnt)
+	}
+	st, err := m.Stats(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var st control.Stats
-	if err := json.Unmarshal(out, &st); err != nil {
-		return nil, fmt.Errorf("cryptfs stats --json: %w", err)
 	}
 	u := upcalls{}
 	for _, o := range st.Ops {

@@ -75,19 +75,20 @@
 // MaxXattrValueLen, MaxXattrs and MaxSymlinkLen resize limits (0 means the ext4 value). Each
 // field's comment says what it changes and why a filesystem may need it.
 //
-// # Beyond POSIX: the model checker, reliability tests and the mount harness
+// # Beyond POSIX: the model checker
 //
 // RunModel applies a seeded random sequence of operations (reads, writes at
 // block boundaries, truncates, fallocate, writes through mmap in a helper
 // process, renames, links, unlinks, directories, symlinks, xattrs, chmod,
 // utimens) to a file system under test and to a reference directory and
 // compares the two trees every few operations; Shrink reduces a failing
-// sequence to a short one, Replay re-runs a saved one. The reliability
-// tests (reliability_*_test.go) run it and concurrency, crash, fault,
-// tamper and hostile-input tests against real cryptfs mounts, which the
-// harness (harness.go: MountCryptfs, Init, Binary) starts as separate
-// processes and always tears down. docs/testing.md says how to run them and
-// how to reproduce a failure from its seed.
+// sequence to a short one, Replay re-runs a saved one. This package's own
+// tests run the suite and the model checker on plain directories only.
+// What runs them against real cryptfs mounts (the suite per tier, and the
+// reliability tests: model, concurrency, crash, fault, tamper and hostile
+// input) is in fstest/e2e, which mounts through the harness in
+// fstest/cryptfstest. docs/testing.md says how to run them and how to
+// reproduce a failure from its seed.
 //
 // # Helper processes
 //

@@ -3,9 +3,9 @@
 #
 # The `make vmtest` checks, run inside the qemu guest by vmtest/vmtest.sh
 # (busybox sh, as root, on the patched 6.1 kernel). The binaries are in
-# /bin: hooktest, cryptfs, fstest.test and workload (all static). The
-# scratch disk (ext4, with user xattrs, which 6.1's tmpfs lacks) is
-# mounted on /scratch.
+# /bin: hooktest, cryptfs, e2e.test (the tests of fstest/e2e) and workload
+# (all static). The scratch disk (ext4, with user xattrs, which 6.1's tmpfs
+# lacks) is mounted on /scratch.
 #
 # Stages, in order (VMTEST_STAGES selects some, space-separated):
 #   hooktest   the kernel hook on its own (vmtest/hooktest)
@@ -34,7 +34,7 @@ export TMPDIR=/scratch/tmp
 # comes before the stage's, so a hang ends with Go's goroutine dump.
 if [ "${1:-}" = fstest-stage ]; then
 	CRYPTFS_BIN=/bin/cryptfs CRYPTFS_TIERS=ebpf \
-		fstest.test -test.v -test.count=1 -test.timeout=35m \
+		e2e.test -test.v -test.count=1 -test.timeout=35m \
 		-test.run '^(TestCryptfs|TestTamperedBlock|TestPlaintextNeverInLower)$' \
 		>"$TMPDIR/fstest.log" 2>&1
 	rc=$?

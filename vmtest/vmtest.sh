@@ -49,13 +49,13 @@ mkdir -p "$work/bin"
 	go build -o "$work/bin/cryptfs" ./cmd/cryptfs
 	go build -o "$work/bin/hooktest" ./vmtest/hooktest
 	go build -o "$work/bin/workload" ./vmtest/workload
-	go test -c -o "$work/bin/fstest.test" ./fstest
+	go test -c -o "$work/bin/e2e.test" ./fstest/e2e
 )
 echo "vmtest: binaries built after $(since)s" >&2
 
 args=(--kernel "$kernel" --scratch 8G --mem 2G --timeout 5400 --keep "$work/keep"
 	--file "$here/guest.sh:/vmtest/guest.sh")
-for b in cryptfs hooktest workload fstest.test; do
+for b in cryptfs hooktest workload e2e.test; do
 	args+=(--bin "$work/bin/$b")
 done
 [ -n "$stages" ] && args+=(--env "VMTEST_STAGES=$stages")

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/control"
 )
 
@@ -21,85 +20,43 @@ import (
 // cheap test KDF).
 const password = "vmtest workload password"
 
-// cli runs the cryptfs binary under test.
+// cli runs the cryptfs binary under test through the harness.
 type cli struct {
-	bin        string
+	c          *cryptfstest.CLI
 	mountFlags []string // extra flags for cryptfs mount (e.g. --debug)
 }
 
-func (c cli) run(stdin string, args ...string) ([]byte, error) {
-	cmd := exec.Command(c.bin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return out.Bytes(), fmt.Errorf("cryptfs %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
-	}
-	return out.Bytes(), nil
-}
-
 // initDir creates a cipher directory.
-func (c cli) initDir(dir string) error {
-	_, err := c.run(password+"\n", "init", "--insecure-kdf", dir)
+func (x cli) initDir(dir string) error {
+	_, err := x.c.Init(context.Background(), dir)
 	return err
 }
 
 // mount is a background cryptfs mount.
 type mount struct {
-	cli     cli
-	Cipher  string
-	Dir     string
-	Tier    string
-	LogFile string
-	status  control.Status
+	*cryptfstest.Mount
+	Tier string
 }
 
 // mountTier mounts cipher on mnt with --fast-path=tier in the background
 // (the command returns when the mount answers) and checks that the daemon
 // runs the tier asked for, not a fallback.
-func (c cli) mountTier(cipher, mnt, tier, logFile string) (*mount, error) {
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		return nil, err
-	}
-	args := append([]string{"mount", "--insecure-kdf", "--fast-path=" + tier, "--log-file", logFile}, c.mountFlags...)
-	if _, err := c.run(password+"\n", append(args, cipher, mnt)...); err != nil {
-		return nil, err
-	}
-	m := &mount{cli: c, Cipher: cipher, Dir: mnt, Tier: tier, LogFile: logFile}
-	out, err := c.run("", "status", "--json", mnt)
+func (x cli) mountTier(cipher, mnt, tier, logFile string) (*mount, error) {
+	m, err := x.c.Mount(context.Background(), cryptfstest.MountOptions{Cipher: cipher, Dir: mnt,
+		FastPath: tier, LogFile: logFile, Args: x.mountFlags, Background: true})
 	if err != nil {
-		m.unmount()
 		return nil, err
 	}
-	if err := json.Unmarshal(out, &m.status); err != nil {
-		m.unmount()
-		return nil, fmt.Errorf("cryptfs status --json: %w", err)
-	}
-	if m.status.Tier != tier {
-		m.unmount()
-		return nil, fmt.Errorf("mounted with --fast-path=%s, but the daemon runs %q (%s)", tier, m.status.Tier, m.status.TierReason)
-	}
-	return m, nil
+	return &mount{Mount: m, Tier: tier}, nil
 }
 
 // stats returns the daemon's request figures.
-func (m *mount) stats() (control.Stats, error) {
-	var st control.Stats
-	out, err := m.cli.run("", "stats", "--json", m.Dir)
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("cryptfs stats --json: %w", err)
-	}
-	return st, nil
-}
+func (m *mount) stats() (control.Stats, error) { return m.Stats(context.Background()) }
 
 // unmount unmounts (waiting for the daemon to exit) and fails if the
 // daemon logged an error.
 func (m *mount) unmount() error {
-	if _, err := m.cli.run("", "unmount", m.Dir); err != nil {
+	if err := m.Unmount(context.Background()); err != nil {
 		return err
 	}
 	return m.logErrors()
@@ -127,8 +84,8 @@ func (m *mount) logErrors() error {
 }
 
 // fsck runs `cryptfs fsck` on a cipher directory and fails unless it is clean.
-func (c cli) fsck(cipher string) error {
-	_, err := c.run(password+"\n", "fsck", "--insecure-kdf", cipher)
+func (x cli) fsck(cipher string) error {
+	_, err := x.c.Fsck(context.Background(), cipher)
 	return err
 }
 
@@ -211,7 +168,7 @@ func (c common) start(name string) (*workspace, error) {
 		return nil, err
 	}
 	w := &workspace{work: work, cipher: filepath.Join(work, "cipher"), mnt: filepath.Join(work, "mnt"),
-		x: cli{bin: c.bin, mountFlags: strings.Fields(c.mountFlags)}, keep: c.keep}
+		x: cli{c: &cryptfstest.CLI{Bin: c.bin, Password: password}, mountFlags: strings.Fields(c.mountFlags)}, keep: c.keep}
 	if err := w.x.initDir(w.cipher); err != nil {
 		w.finish(&err)
 		return nil, err

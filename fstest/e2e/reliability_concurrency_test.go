@@ -1,4 +1,4 @@
-package fstest
+package e2e
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // TestReliabilityConcurrency runs writer, appender, renamer and reader processes against
@@ -22,13 +24,13 @@ func TestReliabilityConcurrency(t *testing.T) {
 
 // remountCheck unmounts m, checks the daemon logged no error and mounts the same cipher
 // directory again.
-func remountCheck(t *testing.T, m *Mount, args []string) *Mount {
+func remountCheck(t *testing.T, m *cryptfstest.Mount, args []string) *cryptfstest.Mount {
 	t.Helper()
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	if strings.Contains(m.Log(), `"level":"error"`) {
 		t.Errorf("the daemon logged errors:\n%s", tail(m.Log(), 40))
 	}
-	return MountCryptfs(t, MountOptions{Cipher: m.Cipher, Args: args})
+	return cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: m.Cipher, Args: args})
 }
 
 // disjointRanges cuts [0, size) into ranges of lengths clustered around block sizes, each
@@ -71,7 +73,7 @@ func testSharedFile(t *testing.T, seed uint64) {
 		overlapN     = sized(1000, 10000)
 		appendN      = sized(500, 5000)
 	)
-	m := MountCryptfs(t, MountOptions{})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{})
 	appendFile := filepath.Join(m.Dir, "append")
 	mustDo(t, os.WriteFile(appendFile, nil, 0o644))
 
@@ -168,7 +170,7 @@ func testSharedFile(t *testing.T, seed uint64) {
 			t.Errorf("append file: %d records of writer %d, want %d", count[w], w, appendN)
 		}
 	}
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	fsck(t, m.Cipher, 0)
 }
 
@@ -180,7 +182,7 @@ func testSharedFile(t *testing.T, seed uint64) {
 func testConcurrentRenames(t *testing.T, seed uint64) {
 	const renamers = 2
 	nfiles := sized(40, 200)
-	m := MountCryptfs(t, MountOptions{})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{})
 	var files []string
 	for r := 0; r < 4; r++ {
 		mustDo(t, os.Mkdir(filepath.Join(m.Dir, fmt.Sprintf("r%d", r)), 0o755))
@@ -248,7 +250,7 @@ func testConcurrentRenames(t *testing.T, seed uint64) {
 	if len(seen) != nfiles {
 		t.Errorf("%d of %d files found after the renames", len(seen), nfiles)
 	}
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	fsck(t, m.Cipher, 0)
 }
 

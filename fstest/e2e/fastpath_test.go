@@ -1,4 +1,4 @@
-package meta_test
+package e2e
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fastpath"
-	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/control"
 )
 
@@ -27,11 +27,11 @@ import (
 
 // shadowMount mounts in the ebpf tier without attaching and returns the
 // daemon's program.
-func shadowMount(t *testing.T) (*fstest.Mount, *ebpf.Program) {
+func shadowMount(t *testing.T) (*cryptfstest.Mount, *ebpf.Program) {
 	t.Helper()
-	fstest.RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	fastpath.LoadForTest(t) // skips with the reason when BPF is unavailable
-	m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=ebpf", "--bpf-shadow"}})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=ebpf", "--bpf-shadow"}})
 	dev, err := control.Device(m.Dir)
 	if err != nil {
 		t.Fatal(err)

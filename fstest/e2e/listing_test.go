@@ -1,4 +1,4 @@
-package meta_test
+package e2e
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
-	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // TestKernelCacheListing: in the kernel-cache tier the kernel keeps a
@@ -18,10 +18,10 @@ import (
 // shows in the next listing. With --fast-path=off every listing reaches
 // the daemon. The listings themselves must be the same in both tiers.
 func TestKernelCacheListing(t *testing.T) {
-	fstest.RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	for _, tier := range []string{"off", "kernel-cache"} {
 		t.Run(tier, func(t *testing.T) {
-			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 			p := func(name string) string { return filepath.Join(m.Dir, name) }
 			col := requestCollector(t, m.Dir)
 			defer col.Close()

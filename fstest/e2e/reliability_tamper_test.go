@@ -1,11 +1,10 @@
-package fstest
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // The tamper tests modify an unmounted cipher tree the way an attacker with write access
@@ -40,8 +40,8 @@ const longTamperName = "a-long-name-that-needs-a-sidecar-" +
 // user.x on a and b and user.y on a.
 func newTamperTree(t *testing.T) *tamperTree {
 	t.Helper()
-	tr := &tamperTree{cipher: Init(t), plain: map[string][]byte{}, lower: map[string]string{}}
-	m := MountCryptfs(t, MountOptions{Cipher: tr.cipher})
+	tr := &tamperTree{cipher: cryptfstest.Init(t), plain: map[string][]byte{}, lower: map[string]string{}}
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: tr.cipher})
 	mustDo(t, os.Mkdir(filepath.Join(m.Dir, "d"), 0o755))
 	for i, name := range []string{"a", "b", "c", "d/e", longTamperName} {
 		tr.plain[name] = randBytes(uint64(1000+i), 3*crypt.BlockSize+100)
@@ -57,7 +57,7 @@ func newTamperTree(t *testing.T) *tamperTree {
 		mustDo(t, unix.Lstat(filepath.Join(m.Dir, name), &st))
 		tr.lower[name] = lowerFileOf(t, tr.cipher, st.Ino)
 	}
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	fsck(t, tr.cipher, 0)
 	return tr
 }
@@ -148,7 +148,7 @@ func wantBlocks(t *testing.T, path string, want []byte, bad ...int) {
 }
 
 // wantLogged checks that the daemon logged an error or warning naming the lower file.
-func wantLogged(t *testing.T, m *Mount, lower string) {
+func wantLogged(t *testing.T, m *cryptfstest.Mount, lower string) {
 	t.Helper()
 	for _, l := range strings.Split(m.Log(), "\n") {
 		if (strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"warn"`)) && strings.Contains(l, filepath.Base(lower)) {
@@ -188,18 +188,18 @@ func wantFsck(t *testing.T, cipher string, problems ...string) {
 
 // TestReliabilityTamperContent tampers with file contents.
 func TestReliabilityTamperContent(t *testing.T) {
-	RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	lastBlock := 3 // the partial block of every file
 	cases := []struct {
 		name   string
 		tamper func(t *testing.T, tr *tamperTree)
-		check  func(t *testing.T, tr *tamperTree, m *Mount)
+		check  func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount)
 		fsck   func(tr *tamperTree) []string
 	}{
 		{
 			name:   "bit flip in a nonce",
 			tamper: func(t *testing.T, tr *tamperTree) { flip(t, tr.lower["a"], blockOff(0)+3) },
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 0)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -207,7 +207,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 		{
 			name:   "bit flip in a ciphertext",
 			tamper: func(t *testing.T, tr *tamperTree) { flip(t, tr.lower["a"], blockOff(1)+1000) },
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 1)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -215,7 +215,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 		{
 			name:   "bit flip in a tag",
 			tamper: func(t *testing.T, tr *tamperTree) { flip(t, tr.lower["a"], blockOff(3)-5) },
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 2)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -223,7 +223,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 		{
 			name:   "bit flip in the final partial block",
 			tamper: func(t *testing.T, tr *tamperTree) { flip(t, tr.lower["a"], blockOff(lastBlock)+30) },
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], lastBlock)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -235,7 +235,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 				patch(t, tr.lower["a"], blockOff(0), b1)
 				patch(t, tr.lower["a"], blockOff(1), b0)
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 0, 1)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -245,7 +245,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				patch(t, tr.lower["a"], blockOff(2), storedBlock(t, tr.lower["b"], 2))
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 2)
 				wantBlocks(t, filepath.Join(m.Dir, "b"), tr.plain["b"])
 			},
@@ -256,7 +256,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				patch(t, tr.lower["a"], 2, randBytes(5, 16))
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 0, 1, 2, 3)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -266,7 +266,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				patch(t, tr.lower["a"], 0, lowerBytes(t, tr.lower["b"], 0, crypt.HeaderLen))
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"], 0, 1, 2, 3)
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"block:" + tr.lower["a"]} },
@@ -274,7 +274,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 		{
 			name:   "header's version changed",
 			tamper: func(t *testing.T, tr *tamperTree) { patch(t, tr.lower["a"], 0, []byte{0, 2}) },
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := os.ReadFile(filepath.Join(m.Dir, "a"))
 				wantErrno(t, err, unix.EIO, "reading a file whose header has version 2")
 			},
@@ -285,7 +285,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				mustDo(t, os.Truncate(tr.lower["a"], blockOff(2)+1000))
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				// A valid-looking size: block 2 is now a 960-byte block that does not
 				// authenticate.
 				wantBlocks(t, filepath.Join(m.Dir, "a"), tr.plain["a"][:2*crypt.BlockSize+1000-crypt.BlockOverhead], 2)
@@ -297,7 +297,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				mustDo(t, os.Truncate(tr.lower["a"], blockOff(2)+20)) // 20 bytes: less than a block's overhead
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				// docs/format.md 5.3: reported as corrupt; fs/ reports the size rounded
 				// down and fails the read.
 				_, err := os.ReadFile(filepath.Join(m.Dir, "a"))
@@ -311,7 +311,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				mustDo(t, os.Truncate(tr.lower["a"], blockOff(2)))
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				got, err := os.ReadFile(filepath.Join(m.Dir, "a"))
 				mustDo(t, err)
 				checkBytes(t, got, tr.plain["a"][:2*crypt.BlockSize], "a file truncated at a block boundary")
@@ -322,7 +322,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 			tamper: func(t *testing.T, tr *tamperTree) {
 				patch(t, tr.lower["a"], blockOff(1), make([]byte, crypt.CipherBlockSize))
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				want := append([]byte(nil), tr.plain["a"]...)
 				clear(want[crypt.BlockSize : 2*crypt.BlockSize])
 				got, err := os.ReadFile(filepath.Join(m.Dir, "a"))
@@ -341,7 +341,7 @@ func TestReliabilityTamperContent(t *testing.T) {
 				patch(t, a, 0, dc)
 				patch(t, c, 0, da)
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				checkBytes(t, readFile(t, filepath.Join(m.Dir, "a")), tr.plain["c"], "a after swapping a and c")
 				checkBytes(t, readFile(t, filepath.Join(m.Dir, "c")), tr.plain["a"], "c after swapping a and c")
 			},
@@ -351,11 +351,11 @@ func TestReliabilityTamperContent(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tr := newTamperTree(t)
 			c.tamper(t, tr)
-			m := MountCryptfs(t, MountOptions{Cipher: tr.cipher})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: tr.cipher})
 			c.check(t, tr, m)
 			// Untouched files stay readable.
 			checkBytes(t, readFile(t, filepath.Join(m.Dir, "d/e")), tr.plain["d/e"], "an untouched file")
-			m.Unmount(t)
+			cryptfstest.Unmount(t, m)
 			var problems []string
 			if c.fsck != nil {
 				problems = c.fsck(tr)
@@ -370,11 +370,11 @@ func TestReliabilityTamperContent(t *testing.T) {
 
 // TestReliabilityTamperNames tampers with names, directory IVs, symlinks and xattrs.
 func TestReliabilityTamperNames(t *testing.T) {
-	RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	cases := []struct {
 		name   string
 		tamper func(t *testing.T, tr *tamperTree) (logged string, fsck []string)
-		check  func(t *testing.T, tr *tamperTree, m *Mount)
+		check  func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount)
 	}{
 		{
 			name: "cipher file moved to another directory",
@@ -383,7 +383,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.Rename(tr.lower["a"], to))
 				return to, []string{"name:" + to}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := os.Stat(filepath.Join(m.Dir, "a"))
 				wantErrno(t, err, unix.ENOENT, "the moved file under its old path")
 				// The entry cannot be named in its new directory: it must not show up.
@@ -403,7 +403,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.Rename(tr.lower["a"], to))
 				return to, []string{"name:" + to}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				names, err := readNames(m.Dir)
 				mustDo(t, err)
 				for _, n := range names {
@@ -424,7 +424,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.WriteFile(sidecar, data, 0o600))
 				return tr.lower[longTamperName], []string{"sidecar:" + tr.lower[longTamperName]}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				// A lookup needs only the entry (named by the hash of the encrypted
 				// name), so the file may still open by its name, with its own content;
 				// a listing cannot name it and must leave it out.
@@ -446,7 +446,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.WriteFile(iv, randBytes(8, crypt.DirIVLen), 0o400))
 				return tr.lower["d/e"], []string{"name:" + tr.lower["d/e"]}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := os.ReadFile(filepath.Join(m.Dir, "d/e"))
 				if err == nil {
 					t.Errorf("a file in a directory whose IV was replaced still opens")
@@ -464,7 +464,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.Remove(iv))
 				return iv, []string{"diriv:" + iv}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := os.ReadFile(filepath.Join(m.Dir, "d/e"))
 				wantErrno(t, err, unix.EIO, "a file in a directory whose IV was removed")
 			},
@@ -480,7 +480,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.Symlink(string(b), tr.lower["s"]))
 				return tr.lower["s"], []string{"symlink:" + tr.lower["s"]}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := os.Readlink(filepath.Join(m.Dir, "s"))
 				wantErrno(t, err, unix.EIO, "reading an altered symlink")
 			},
@@ -496,7 +496,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, unix.Setxattr(tr.lower["b"], name, v[:n], 0))
 				return tr.lower["b"], []string{"xattr:" + tr.lower["b"]}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := unix.Getxattr(filepath.Join(m.Dir, "b"), "user.x", make([]byte, 256))
 				wantErrno(t, err, unix.EIO, "getxattr of an altered value")
 			},
@@ -520,7 +520,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, unix.Setxattr(tr.lower["a"], names[1], v0[:n0], 0))
 				return tr.lower["a"], []string{"xattr:" + tr.lower["a"]}
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				for _, name := range []string{"user.x", "user.y"} {
 					_, err := unix.Getxattr(filepath.Join(m.Dir, "a"), name, make([]byte, 256))
 					wantErrno(t, err, unix.EIO, "getxattr %s after swapping the values", name)
@@ -537,7 +537,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.Rename(tmp, tr.lower["b"]))
 				return "", nil
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				checkBytes(t, readFile(t, filepath.Join(m.Dir, "a")), tr.plain["b"], "a after swapping the names of a and b")
 			},
 		},
@@ -551,7 +551,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, unix.Setxattr(tr.lower["b"], name, v[:n], 0))
 				return "", nil
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				v := make([]byte, 256)
 				n, err := unix.Getxattr(filepath.Join(m.Dir, "b"), "user.x", v)
 				mustDo(t, err)
@@ -573,7 +573,7 @@ func TestReliabilityTamperNames(t *testing.T) {
 				mustDo(t, os.Symlink(t1, tr.lower["s2"]))
 				return "", nil
 			},
-			check: func(t *testing.T, tr *tamperTree, m *Mount) {
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				if got, err := os.Readlink(filepath.Join(m.Dir, "s")); err != nil || got != "b" {
 					t.Errorf("s after swapping the targets: %q %v, want b", got, err)
 				}
@@ -584,10 +584,10 @@ func TestReliabilityTamperNames(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tr := newTamperTree(t)
 			logged, problems := c.tamper(t, tr)
-			m := MountCryptfs(t, MountOptions{Cipher: tr.cipher})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: tr.cipher})
 			c.check(t, tr, m)
 			checkBytes(t, readFile(t, filepath.Join(m.Dir, "c")), tr.plain["c"], "an untouched file")
-			m.Unmount(t)
+			cryptfstest.Unmount(t, m)
 			if logged != "" {
 				wantLogged(t, m, logged)
 			} else if strings.Contains(m.Log(), `"level":"error"`) {
@@ -625,15 +625,13 @@ func runRefused(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t), args...)
-	cmd.Stdin = strings.NewReader(Password + "\n")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
+	res, err := cryptfstest.NewCLI(t).Run(ctx, cryptfstest.Password+"\n", args...)
+	var ee *cryptfstest.ExitError
 	if !errors.As(err, &ee) {
-		t.Errorf("cryptfs %s: %v (want a refusal)\n%s", strings.Join(args, " "), err, out)
-		return 0, string(out)
+		t.Errorf("cryptfs %s: %v (want a refusal)\n%s", strings.Join(args, " "), err, res.Output)
+		return 0, string(res.Output)
 	}
-	return ee.ExitCode(), string(out)
+	return ee.Code, string(res.Output)
 }
 
 // TestReliabilityTamperConfig changes one thing in cryptfs.conf at a time: mount and fsck
@@ -641,7 +639,7 @@ func runRefused(t *testing.T, args ...string) (int, string) {
 // looks like a wrong password; 12: unsupported, corrupt or weak) and a message, mounting
 // nothing.
 func TestReliabilityTamperConfig(t *testing.T) {
-	RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	cases := []struct {
 		name     string
 		from, to string
@@ -663,7 +661,7 @@ func TestReliabilityTamperConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cipher := Init(t)
+			cipher := cryptfstest.Init(t)
 			conf := filepath.Join(cipher, "cryptfs.conf")
 			data, err := os.ReadFile(conf)
 			mustDo(t, err)
@@ -700,7 +698,7 @@ func TestReliabilityTamperConfig(t *testing.T) {
 				if strings.TrimSpace(out) == "" {
 					t.Errorf("cryptfs %s: refused without a message", cmd[0])
 				}
-				if isMounted(mnt) {
+				if cryptfstest.IsMounted(mnt) {
 					t.Errorf("cryptfs %s mounted a tampered directory", cmd[0])
 					unix.Unmount(mnt, unix.MNT_DETACH)
 				}

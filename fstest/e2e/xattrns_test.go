@@ -1,4 +1,4 @@
-package meta_test
+package e2e
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
-	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // TestUnsupportedXattrNamespaces: names outside user.* are unsupported
@@ -21,13 +21,13 @@ import (
 // labels and ACLs once it says EOPNOTSUPP, sends a handful of GETXATTR
 // requests for a directory of 300 files instead of two per file.
 func TestUnsupportedXattrNamespaces(t *testing.T) {
-	fstest.RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	const files = 300
 	unsupported := []string{"security.selinux", "security.capability", "system.posix_acl_access",
 		"system.posix_acl_default", "trusted.x", "user", "nonamespace"}
 	for _, tier := range []string{"off", "kernel-cache"} {
 		t.Run(tier, func(t *testing.T) {
-			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 			dir := filepath.Join(m.Dir, "d")
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
@@ -114,11 +114,11 @@ func TestUnsupportedXattrNamespaces(t *testing.T) {
 // the off tier: there every write(2) refreshes the attributes (none are
 // cached), and each refresh makes the kernel forget the answer.
 func TestOneCapabilityQueryPerFile(t *testing.T) {
-	fstest.RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	const writes = 64
 	for _, tier := range []string{"kernel-cache"} {
 		t.Run(tier, func(t *testing.T) {
-			m := fstest.MountCryptfs(t, fstest.MountOptions{Args: []string{"--fast-path=" + tier}})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 			p := filepath.Join(m.Dir, "f")
 			col := requestCollector(t, m.Dir)
 			defer col.Close()

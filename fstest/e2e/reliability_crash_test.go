@@ -1,19 +1,21 @@
-package fstest
+package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // crashWriter creates files one after the other under Dir until a system call fails
@@ -117,19 +119,15 @@ type crashFile struct {
 // fsckReport runs `cryptfs fsck --json` and decodes its report.
 func fsckReport(t *testing.T, cipher string) (int, fsckJSON) {
 	t.Helper()
-	cmd := exec.Command(Binary(t), "fsck", "--json", "--insecure-kdf", cipher)
-	cmd.Stdin = strings.NewReader(Password + "\n")
-	out, err := cmd.Output()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
+	res, err := cryptfstest.NewCLI(t).Fsck(context.Background(), cipher, "--json")
+	var ee *cryptfstest.ExitError
+	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
 	}
+	code := cryptfstest.ExitCode(err)
 	var rep fsckJSON
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("cryptfs fsck --json (exit %d): %v\n%s", code, err, out)
+	if err := json.Unmarshal(res.Stdout, &rep); err != nil {
+		t.Fatalf("cryptfs fsck --json (exit %d): %v\n%s", code, err, res.Stdout)
 	}
 	return code, rep
 }
@@ -153,18 +151,18 @@ type fsckJSON struct {
 // written (created and not yet fsync'ed and closed), and after remounting every file that
 // was fsync'ed and closed before the crash must read back exactly.
 func TestReliabilityCrash(t *testing.T) {
-	RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	seed := modelSeed(t)
 	t.Logf("seed %d (reproduce with FSTEST_MODEL_SEED=%d)", seed, seed)
 	rng := newRand(seed)
-	cipher := Init(t)
+	cipher := cryptfstest.Init(t)
 	files := map[string]*crashFile{} // plaintext path -> state
 	// Files being written at some crash: fsck may report them after every later crash
 	// too (nothing touches them again).
 	inflight := map[string]bool{}
 	rounds := sized(3, 30)
 	for round := 0; round < rounds; round++ {
-		m := MountCryptfs(t, MountOptions{Cipher: cipher})
+		m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 		// Everything synced in earlier rounds must still be there, exactly.
 		checkCrashFiles(t, m.Dir, files, round)
 		if t.Failed() {
@@ -176,8 +174,7 @@ func TestReliabilityCrash(t *testing.T) {
 		}
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		killed := time.Now().UnixNano()
-		m.Kill()
-		unix.Unmount(m.Dir, unix.MNT_DETACH)
+		mustDo(t, m.Abort())
 		nsynced, ninflight := 0, 0
 		for _, w := range ws {
 			for _, e := range w.wait(t, time.Minute) {
@@ -232,9 +229,9 @@ func TestReliabilityCrash(t *testing.T) {
 			return
 		}
 	}
-	m := MountCryptfs(t, MountOptions{Cipher: cipher})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	checkCrashFiles(t, m.Dir, files, rounds)
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 }
 
 // checkCrashFiles reads every synced file back.

@@ -1,7 +1,8 @@
-package fstest
+package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -15,12 +16,14 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/crypt/config"
+	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // cryptfsOptions are cryptfs's documented differences from ext4.
-func cryptfsOptions() Options {
-	return Options{
+func cryptfsOptions() fstest.Options {
+	return fstest.Options{
 		MaxXattrNameLen: crypt.MaxXattrName,     // names are stored encrypted (docs/format.md)
 		MaxSymlinkLen:   crypt.MaxSymlinkTarget, // targets are stored encrypted
 		// Sealed values are 40 bytes longer and ext4 keeps one inode's
@@ -46,9 +49,9 @@ func TestCryptfs(t *testing.T) {
 	}
 	for _, tier := range tiers {
 		t.Run(tier, func(t *testing.T) {
-			m := MountCryptfs(t, MountOptions{Args: []string{"--fast-path=" + tier, "--allow-other"}})
-			Run(t, m.Dir, cryptfsOptions())
-			m.Unmount(t)
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier, "--allow-other"}})
+			fstest.Run(t, m.Dir, cryptfsOptions())
+			cryptfstest.Unmount(t, m)
 			if strings.Contains(m.Log(), `"level":"error"`) {
 				t.Errorf("the daemon logged errors during the suite:\n%s", m.Log())
 			}
@@ -62,27 +65,27 @@ func TestCryptfsDeterministicNames(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the second suite run in -short mode")
 	}
-	m := MountCryptfs(t, MountOptions{Cipher: Init(t, "--deterministic-names"), Args: []string{"--allow-other"}})
-	Run(t, m.Dir, cryptfsOptions())
-	m.Unmount(t)
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cryptfstest.Init(t, "--deterministic-names"), Args: []string{"--allow-other"}})
+	fstest.Run(t, m.Dir, cryptfsOptions())
+	cryptfstest.Unmount(t, m)
 	fsck(t, m.Cipher, 0)
 }
 
 // fsck runs `cryptfs fsck` and checks its exit code; it returns the output.
 func fsck(t *testing.T, cipher string, wantCode int) string {
 	t.Helper()
-	out, code := cryptfsCmd(t, Password+"\n", "fsck", "--insecure-kdf", cipher)
-	if code != wantCode {
-		t.Fatalf("cryptfs fsck exit code %d, want %d\n%s", code, wantCode, out)
+	res, err := cryptfstest.NewCLI(t).Fsck(context.Background(), cipher)
+	if code := cryptfstest.ExitCode(err); code != wantCode {
+		t.Fatalf("cryptfs fsck exit code %d, want %d\n%s", code, wantCode, res.Output)
 	}
-	return out
+	return string(res.Output)
 }
 
 // TestPlaintextNeverInLower writes a marker through every channel (file
 // names, contents, directory names, symlink targets, xattr names and
 // values) and checks no lower name, content, target or xattr contains it.
 func TestPlaintextNeverInLower(t *testing.T) {
-	m := MountCryptfs(t, MountOptions{})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{})
 	const marker = "PLAINTEXT-MARKER-7f3a"
 	content := bytes.Repeat([]byte(marker+"\n"), 5000) // many blocks
 	mustDo(t, os.Mkdir(filepath.Join(m.Dir, marker+"-dir"), 0o755))
@@ -90,7 +93,7 @@ func TestPlaintextNeverInLower(t *testing.T) {
 	mustDo(t, os.WriteFile(filepath.Join(m.Dir, strings.Repeat(marker, 10)), []byte(marker), 0o644)) // long name
 	mustDo(t, os.Symlink(marker+"-target", filepath.Join(m.Dir, marker+"-link")))
 	mustDo(t, unix.Setxattr(filepath.Join(m.Dir, marker+"-dir"), "user."+marker, []byte(marker), 0))
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 
 	err := filepath.WalkDir(m.Cipher, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -148,14 +151,14 @@ func TestPlaintextNeverInLower(t *testing.T) {
 // gives EIO (other blocks still read), the daemon logs one line naming the
 // cipher file, and fsck names it and exits 20.
 func TestTamperedBlock(t *testing.T) {
-	cipher := Init(t)
-	m := MountCryptfs(t, MountOptions{Cipher: cipher})
+	cipher := cryptfstest.Init(t)
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	data := bytes.Repeat([]byte("0123456789abcdef"), 3*4096/16) // three blocks
 	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "victim"), data, 0o644))
 	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "bystander"), data, 0o644))
 	var vst unix.Stat_t
 	mustDo(t, unix.Stat(filepath.Join(m.Dir, "victim"), &vst))
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 
 	victim := lowerFileOf(t, cipher, vst.Ino)
 	f, err := os.OpenFile(victim, os.O_RDWR, 0)
@@ -169,7 +172,7 @@ func TestTamperedBlock(t *testing.T) {
 	mustDo(t, err)
 	mustDo(t, f.Close())
 
-	m = MountCryptfs(t, MountOptions{Cipher: cipher})
+	m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	g, err := os.Open(filepath.Join(m.Dir, "victim"))
 	mustDo(t, err)
 	defer g.Close()
@@ -184,7 +187,7 @@ func TestTamperedBlock(t *testing.T) {
 		t.Errorf("the untouched file: %v", err)
 	}
 	g.Close()
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	lines := 0
 	for _, l := range strings.Split(m.Log(), "\n") {
 		if strings.Contains(l, "authentication failed") && strings.Contains(l, filepath.Base(victim)) {
@@ -235,7 +238,7 @@ func lowerPathOf(t *testing.T, cipher, rel string) string {
 	t.Helper()
 	cfg, err := config.Load(filepath.Join(cipher, config.FileName), config.LoadOptions{AllowWeakKDF: true})
 	mustDo(t, err)
-	master, err := cfg.Unlock([]byte(Password))
+	master, err := cfg.Unlock([]byte(cryptfstest.Password))
 	mustDo(t, err)
 	suite, err := crypt.New(master, cfg.CryptOptions())
 	crypt.Wipe(master)
@@ -268,18 +271,11 @@ func lowerPathOf(t *testing.T, cipher, rel string) string {
 	return dir
 }
 
-func mustDo(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestAtimeAfterRead: a read that reaches the daemon moves the atime as
 // relatime does (lower files are opened O_NOATIME, so the daemon does it),
 // and the kernel-cache tier shows it.
 func TestAtimeAfterRead(t *testing.T) {
-	m := MountCryptfs(t, MountOptions{Args: []string{"--fast-path=kernel-cache"}})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=kernel-cache"}})
 	p := filepath.Join(m.Dir, "f")
 	mustDo(t, os.WriteFile(p, bytes.Repeat([]byte("r"), 10000), 0o644))
 	past := []unix.Timespec{{Sec: 1000000000}, {Sec: 1000000001}} // atime before mtime
@@ -314,7 +310,7 @@ func TestAtimeAfterRead(t *testing.T) {
 // its opcode, inode and cipher path, and no plaintext name or content
 // appears in the log.
 func TestDebugLogHasNoPlaintext(t *testing.T) {
-	m := MountCryptfs(t, MountOptions{Args: []string{"--debug"}})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--debug"}})
 	const marker = "PLAINTEXT-IN-LOG-3b9d"
 	dir := filepath.Join(m.Dir, marker+"-dir")
 	mustDo(t, os.Mkdir(dir, 0o755))
@@ -324,7 +320,7 @@ func TestDebugLogHasNoPlaintext(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Stat(filepath.Join(dir, marker+"-missing"))
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	log := m.Log()
 	if !strings.Contains(log, `"op":"CREATE"`) || !strings.Contains(log, `"op":"MKDIR"`) {
 		t.Fatalf("the debug log does not show the requests:\n%s", log)

@@ -1,7 +1,8 @@
-package fstest
+package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,15 +13,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // initAt creates a cipher directory at dir (which must not exist or be empty).
 func initAt(t *testing.T, dir string) {
 	t.Helper()
-	cmd := exec.Command(Binary(t), "init", "--insecure-kdf", dir)
-	cmd.Stdin = strings.NewReader(Password + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cryptfs init %s: %v\n%s", dir, err, out)
+	if _, err := cryptfstest.NewCLI(t).Init(context.Background(), dir); err != nil {
+		t.Fatalf("cryptfs init %s: %v", dir, err)
 	}
 }
 
@@ -65,7 +66,7 @@ func mountSmallFS(t *testing.T, fsType string, sizeMiB int) string {
 
 // alive fails the test unless the daemon runs and the mount answers: a stat of the root
 // and a probe file written, read back and removed.
-func alive(t *testing.T, m *Mount, after string) {
+func alive(t *testing.T, m *cryptfstest.Mount, after string) {
 	t.Helper()
 	select {
 	case <-m.Done():
@@ -92,8 +93,8 @@ func alive(t *testing.T, m *Mount, after string) {
 
 // daemonStacks makes the daemon print its goroutines (SIGQUIT, which also ends it) and
 // returns the ones inside cryptfs, for the message of a test that found it hanging.
-func daemonStacks(m *Mount) string {
-	m.cmd.Process.Signal(unix.SIGQUIT)
+func daemonStacks(m *cryptfstest.Mount) string {
+	m.Signal(unix.SIGQUIT)
 	select {
 	case <-m.Done():
 	case <-time.After(5 * time.Second):
@@ -141,11 +142,11 @@ func errnoNames(es []unix.Errno) string {
 func TestReliabilityFaultENOSPC(t *testing.T) {
 	for _, fsType := range []string{"tmpfs", "ext4"} {
 		t.Run(fsType, func(t *testing.T) {
-			RequireFUSE(t)
+			cryptfstest.RequireFUSE(t)
 			small := mountSmallFS(t, fsType, 24)
 			cipher := filepath.Join(small, "cipher")
 			initAt(t, cipher)
-			m := MountCryptfs(t, MountOptions{Cipher: cipher})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 
 			keep := map[string][]byte{}
 			for i, n := range []int{1, 4095, 4097, 1 << 20, 3<<20 + 17} {
@@ -232,11 +233,11 @@ func TestReliabilityFaultENOSPC(t *testing.T) {
 			checkKept("while full")
 
 			// Offline: nothing may look tampered because the disk was full.
-			m.Unmount(t)
+			cryptfstest.Unmount(t, m)
 			if _, rep := fsckReport(t, cipher); !rep.Clean {
 				t.Errorf("fsck after ENOSPC reports problems (a full disk must not look like tampering): %+v", rep.Problems)
 			}
-			m = MountCryptfs(t, MountOptions{Cipher: cipher})
+			m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 			checkKept("after remounting")
 
 			// Free the space: everything works again.
@@ -245,7 +246,7 @@ func TestReliabilityFaultENOSPC(t *testing.T) {
 			mustDo(t, os.WriteFile(filepath.Join(m.Dir, "after"), data, 0o644))
 			checkBytes(t, readFile(t, filepath.Join(m.Dir, "after")), data, "a file written after freeing space")
 			alive(t, m, "freeing space")
-			m.Unmount(t)
+			cryptfstest.Unmount(t, m)
 			if strings.Contains(m.Log(), "panic") {
 				t.Errorf("the daemon panicked:\n%s", m.Log())
 			}
@@ -259,8 +260,8 @@ func TestReliabilityFaultENOSPC(t *testing.T) {
 // mount fails with EROFS, reading keeps working, and after remounting the lower directory
 // read-write, changes work again.
 func TestReliabilityFaultReadOnlyLower(t *testing.T) {
-	RequireFUSE(t)
-	cipher := Init(t)
+	cryptfstest.RequireFUSE(t)
+	cipher := cryptfstest.Init(t)
 	bind := filepath.Join(t.TempDir(), "bind")
 	mustDo(t, os.Mkdir(bind, 0o755))
 	mustDo(t, unix.Mount(cipher, bind, "", unix.MS_BIND, ""))
@@ -273,7 +274,7 @@ func TestReliabilityFaultReadOnlyLower(t *testing.T) {
 		}
 		unix.Unmount(bind, unix.MNT_DETACH)
 	})
-	m := MountCryptfs(t, MountOptions{Cipher: bind})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: bind})
 	p := func(name string) string { return filepath.Join(m.Dir, name) }
 	content := randBytes(5, 10000)
 	mustDo(t, os.Mkdir(p("dir"), 0o755))
@@ -336,7 +337,7 @@ func TestReliabilityFaultReadOnlyLower(t *testing.T) {
 	mustDo(t, os.Rename(p("dir/file"), p("moved")))
 	checkBytes(t, readFile(t, p("moved")), content, "a file renamed after the lower directory is writable again")
 	alive(t, m, "remounting the lower directory read-write")
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	fsck(t, cipher, 0)
 }
 
@@ -453,7 +454,7 @@ func testBehindTheBack(t *testing.T, tier string) {
 	// Each case on a mount of its own, so that one bug does not cascade into the next.
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := MountCryptfs(t, MountOptions{Args: []string{"--fast-path=" + tier}})
+			m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 			p := func(name string) string { return filepath.Join(m.Dir, name) }
 			mustDo(t, os.Mkdir(p("v"), 0o755))
 			file := p("v/file")
@@ -531,11 +532,11 @@ func testBehindTheBack(t *testing.T, tier string) {
 			}
 			alive(t, m, c.name)
 			checkBytes(t, readFile(t, p("bystander")), bystander, "the bystander file after %s", c.name)
-			m.Unmount(t)
+			cryptfstest.Unmount(t, m)
 		})
 	}
 
-	m := MountCryptfs(t, MountOptions{Args: []string{"--fast-path=" + tier}})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 	p := func(name string) string { return filepath.Join(m.Dir, name) }
 	// A file removed behind the daemon's back frees its lower inode number, which the lower
 	// filesystem soon hands to a new file; files created through the mount afterwards must
@@ -601,7 +602,7 @@ func testBehindTheBack(t *testing.T, tier string) {
 		errnoIn(t, err, true, "read a file of a directory with a replaced IV", gone...)
 		alive(t, m, "directory IV replaced")
 	})
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 }
 
 // abbrevBytes quotes at most 40 bytes of b for a message.

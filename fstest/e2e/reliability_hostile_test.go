@@ -1,4 +1,4 @@
-package fstest
+package e2e
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
 // TestReliabilityHostile feeds a live mount inputs at and beyond every limit: every byte
@@ -35,7 +36,7 @@ type hostileStep struct {
 }
 
 func testHostile(t *testing.T, tier string) {
-	m := MountCryptfs(t, MountOptions{Args: []string{"--fast-path=" + tier}})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=" + tier}})
 	entries := sized(3000, 50000)
 	steps := []hostileStep{
 		{"every byte 1-255 as a name", everyByteNames, true, nil},
@@ -217,7 +218,7 @@ func testHostile(t *testing.T, tier string) {
 			t.Errorf("removing what %q left: %v", s.name, err)
 		}
 	}
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	if strings.Contains(m.Log(), "panic") {
 		t.Errorf("the daemon panicked:\n%s", tail(m.Log(), 40))
 	}

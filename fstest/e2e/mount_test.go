@@ -1,4 +1,4 @@
-package fstest
+package e2e
 
 import (
 	"encoding/json"
@@ -13,36 +13,20 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/control"
 )
 
 // End-to-end behaviour of `cryptfs mount` and `cryptfs unmount` that the
 // testscript specifications cannot show because they need a real mount.
 
-// cryptfsCmd runs the binary and returns its output and exit code.
-func cryptfsCmd(t *testing.T, stdin string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(Binary(t), args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return string(out), 0
-}
-
 // cleanupMount makes sure nothing stays mounted at mnt, whatever happened.
 func cleanupMount(t *testing.T, mnt string) {
 	t.Cleanup(func() {
-		for i := 0; i < 3 && isMounted(mnt); i++ {
-			exec.Command(Binary(t), "unmount", mnt).Run()
-			if dev, err := fuseDevice(mnt); err == nil && isMounted(mnt) {
-				abortConnection(dev)
-				unix.Unmount(mnt, unix.MNT_DETACH)
+		for i := 0; i < 3 && cryptfstest.IsMounted(mnt); i++ {
+			exec.Command(cryptfstest.Binary(t), "unmount", mnt).Run()
+			if cryptfstest.IsMounted(mnt) {
+				cryptfstest.Detach(mnt)
 			}
 		}
 	})
@@ -52,13 +36,13 @@ func cleanupMount(t *testing.T, mnt string) {
 // daemon in the background; status describes it; a second mount there is
 // refused with exit 15; unmount waits until the daemon is gone.
 func TestBackgroundMount(t *testing.T) {
-	RequireFUSE(t)
-	cipher := Init(t)
+	cryptfstest.RequireFUSE(t)
+	cipher := cryptfstest.Init(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	mustDo(t, os.Mkdir(mnt, 0o755))
 	cleanupMount(t, mnt)
 	log := filepath.Join(t.TempDir(), "daemon.log")
-	if out, code := cryptfsCmd(t, Password+"\n", "mount", "--insecure-kdf", "--log-file", log, cipher, mnt); code != 0 {
+	if out, code := cryptfstest.Run(t, cryptfstest.Password+"\n", "mount", "--insecure-kdf", "--log-file", log, cipher, mnt); code != 0 {
 		t.Fatalf("mount: exit %d\n%s", code, out)
 	}
 	// No waiting: the mount must answer as soon as the command returned.
@@ -69,7 +53,7 @@ func TestBackgroundMount(t *testing.T) {
 	}
 	mustDo(t, os.WriteFile(filepath.Join(mnt, "f"), []byte("data"), 0o644))
 
-	out, code := cryptfsCmd(t, "", "status", "--json", mnt)
+	out, code := cryptfstest.Run(t, "", "status", "--json", mnt)
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
@@ -79,45 +63,45 @@ func TestBackgroundMount(t *testing.T) {
 		t.Errorf("status %+v: want a pid, the kernel-cache tier (auto on a stock kernel) and the log file", status)
 	}
 
-	if out, code := cryptfsCmd(t, Password+"\n", "mount", "--insecure-kdf", cipher, mnt); code != 15 {
+	if out, code := cryptfstest.Run(t, cryptfstest.Password+"\n", "mount", "--insecure-kdf", cipher, mnt); code != 15 {
 		t.Errorf("mounting over a mount: exit %d, want 15\n%s", code, out)
 	}
-	if out, code := cryptfsCmd(t, "", "unmount", mnt); code != 0 {
+	if out, code := cryptfstest.Run(t, "", "unmount", mnt); code != 0 {
 		t.Fatalf("unmount: exit %d\n%s", code, out)
 	}
-	if isMounted(mnt) {
+	if cryptfstest.IsMounted(mnt) {
 		t.Fatalf("%s still mounted after unmount", mnt)
 	}
 	if status.Running() {
 		t.Errorf("daemon %d still running after unmount returned", status.PID)
 	}
-	if out, code := cryptfsCmd(t, "", "unmount", mnt); code != 17 {
+	if out, code := cryptfstest.Run(t, "", "unmount", mnt); code != 17 {
 		t.Errorf("unmounting what is not mounted: exit %d, want 17\n%s", code, out)
 	}
 }
 
 // TestMountErrors: a wrong password is exit 10 and nothing gets mounted.
 func TestMountErrors(t *testing.T) {
-	RequireFUSE(t)
-	cipher := Init(t)
+	cryptfstest.RequireFUSE(t)
+	cipher := cryptfstest.Init(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	mustDo(t, os.Mkdir(mnt, 0o755))
 	cleanupMount(t, mnt)
-	if out, code := cryptfsCmd(t, "not the password\n", "mount", "--insecure-kdf", cipher, mnt); code != 10 {
+	if out, code := cryptfstest.Run(t, "not the password\n", "mount", "--insecure-kdf", cipher, mnt); code != 10 {
 		t.Errorf("wrong password: exit %d, want 10\n%s", code, out)
 	}
-	if isMounted(mnt) {
+	if cryptfstest.IsMounted(mnt) {
 		t.Errorf("mounted despite a wrong password")
 	}
 }
 
 // TestReadOnlyMount: --ro serves reads and refuses every change with EROFS.
 func TestReadOnlyMount(t *testing.T) {
-	m := MountCryptfs(t, MountOptions{})
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{})
 	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "f"), []byte("data"), 0o644))
 	cipher := m.Cipher
-	m.Unmount(t)
-	ro := MountCryptfs(t, MountOptions{Cipher: cipher, Args: []string{"--ro"}})
+	cryptfstest.Unmount(t, m)
+	ro := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Args: []string{"--ro"}})
 	if b, err := os.ReadFile(filepath.Join(ro.Dir, "f")); err != nil || string(b) != "data" {
 		t.Errorf("read on a read-only mount: %q %v", b, err)
 	}
@@ -136,9 +120,9 @@ func TestReadOnlyMount(t *testing.T) {
 
 // TestPasswordSources: --extpass and --recovery-key unlock a mount.
 func TestPasswordSources(t *testing.T) {
-	RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "cipher")
-	out, code := cryptfsCmd(t, Password+"\n", "init", "--insecure-kdf", dir)
+	out, code := cryptfstest.Run(t, cryptfstest.Password+"\n", "init", "--insecure-kdf", dir)
 	if code != 0 {
 		t.Fatalf("init: %s", out)
 	}
@@ -156,7 +140,7 @@ func TestPasswordSources(t *testing.T) {
 		stdin string
 		args  []string
 	}{
-		{"extpass", "", []string{"--extpass", "echo '" + Password + "'"}},
+		{"extpass", "", []string{"--extpass", "echo '" + cryptfstest.Password + "'"}},
 		{"recovery-key", key + "\n", []string{"--recovery-key"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -164,13 +148,13 @@ func TestPasswordSources(t *testing.T) {
 			mustDo(t, os.Mkdir(mnt, 0o755))
 			cleanupMount(t, mnt)
 			args := append(append([]string{"mount", "--insecure-kdf"}, c.args...), dir, mnt)
-			if out, code := cryptfsCmd(t, c.stdin, args...); code != 0 {
+			if out, code := cryptfstest.Run(t, c.stdin, args...); code != 0 {
 				t.Fatalf("mount: exit %d\n%s", code, out)
 			}
 			if _, err := os.ReadDir(mnt); err != nil {
 				t.Error(err)
 			}
-			if out, code := cryptfsCmd(t, "", "unmount", mnt); code != 0 {
+			if out, code := cryptfstest.Run(t, "", "unmount", mnt); code != 0 {
 				t.Fatalf("unmount: %s", out)
 			}
 		})
@@ -179,17 +163,17 @@ func TestPasswordSources(t *testing.T) {
 
 // TestSignalUnmounts: SIGINT to a foreground daemon unmounts cleanly.
 func TestSignalUnmounts(t *testing.T) {
-	m := MountCryptfs(t, MountOptions{})
-	m.cmd.Process.Signal(syscall.SIGINT)
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{})
+	m.Signal(syscall.SIGINT)
 	select {
 	case <-m.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the daemon did not exit on SIGINT")
 	}
-	if m.err != nil {
-		t.Errorf("daemon exit after SIGINT: %v\n%s", m.err, m.Log())
+	if err := m.Err(); err != nil {
+		t.Errorf("daemon exit after SIGINT: %v\n%s", err, m.Log())
 	}
-	if isMounted(m.Dir) {
+	if cryptfstest.IsMounted(m.Dir) {
 		t.Errorf("still mounted after SIGINT")
 	}
 }
@@ -198,15 +182,15 @@ func TestSignalUnmounts(t *testing.T) {
 // tree (conflict copies, stray files) are left out of listings with one
 // warning each; the rest of the directory lists normally.
 func TestUndecryptableNamesSkipped(t *testing.T) {
-	cipher := Init(t)
-	m := MountCryptfs(t, MountOptions{Cipher: cipher})
+	cipher := cryptfstest.Init(t)
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "real"), []byte("x"), 0o644))
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	junk := []string{"notes (conflicted copy 2026-11-27).txt", strings.Repeat("A", 96), "longname.AAAA"}
 	for _, j := range junk {
 		mustDo(t, os.WriteFile(filepath.Join(cipher, j), []byte("junk"), 0o644))
 	}
-	m = MountCryptfs(t, MountOptions{Cipher: cipher})
+	m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	for i := 0; i < 2; i++ {
 		entries, err := os.ReadDir(m.Dir)
 		if err != nil {
@@ -216,7 +200,7 @@ func TestUndecryptableNamesSkipped(t *testing.T) {
 			t.Errorf("listing: %v, want just real", entries)
 		}
 	}
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 	for _, j := range junk {
 		if n := strings.Count(m.Log(), j); n != 1 {
 			t.Errorf("%d log lines name %q, want 1 (a warning)\n%s", n, j, m.Log())

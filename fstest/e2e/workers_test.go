@@ -1,4 +1,4 @@
-package fstest
+package e2e
 
 import (
 	"bufio"

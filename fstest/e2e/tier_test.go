@@ -1,4 +1,4 @@
-package meta_test
+package e2e
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
-	"github.com/cryptfs/cryptfs/fstest"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/control"
 )
 
@@ -20,15 +20,15 @@ import (
 // daemon); with --fast-path=off every pass sends at least one of each per
 // file. What stat returns is the same in every tier.
 func TestKernelCacheTier(t *testing.T) {
-	fstest.RequireFUSE(t)
+	cryptfstest.RequireFUSE(t)
 	dirs, perDir := 100, 100
 	if testing.Short() {
 		dirs = 10
 	}
 	files := dirs * perDir
 
-	cipher := fstest.Init(t)
-	m := fstest.MountCryptfs(t, fstest.MountOptions{Cipher: cipher})
+	cipher := cryptfstest.Init(t)
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	var paths []string
 	for d := 0; d < dirs; d++ {
 		dir := fmt.Sprintf("d%03d", d)
@@ -43,11 +43,11 @@ func TestKernelCacheTier(t *testing.T) {
 			paths = append(paths, p)
 		}
 	}
-	m.Unmount(t)
+	cryptfstest.Unmount(t, m)
 
 	results := map[string][]string{}
 	for _, tier := range []string{"off", "kernel-cache"} {
-		m := fstest.MountCryptfs(t, fstest.MountOptions{Cipher: cipher, Args: []string{"--fast-path=" + tier}})
+		m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Args: []string{"--fast-path=" + tier}})
 		col := requestCollector(t, m.Dir)
 		dev, err := control.Device(m.Dir)
 		if err != nil {
@@ -124,7 +124,7 @@ func TestKernelCacheTier(t *testing.T) {
 			}
 		}
 		results[tier] = first
-		m.Unmount(t)
+		cryptfstest.Unmount(t, m)
 	}
 	for i := range results["off"] {
 		if results["off"][i] != results["kernel-cache"][i] {
