@@ -277,3 +277,22 @@ func IsReserved(lower string, atRoot bool) bool {
 	}
 	return atRoot && (lower == configName || lower == configBakName)
 }
+
+// CipherPathLen returns the length of the cipher-tree path of the
+// plaintext path plainRel (relative, components separated by '/'): the sum
+// of the lower name lengths of its components plus the separators. It
+// depends only on the component lengths (not on keys or directory IVs),
+// so it measures a plaintext tree without encrypting or mounting it.
+func CipherPathLen(plainRel string) (int, error) {
+	n := 0
+	for i, comp := range strings.Split(plainRel, "/") {
+		if err := checkName(comp); err != nil {
+			return 0, fmt.Errorf("cipher path length of %q: component %d: %w", plainRel, i, err)
+		}
+		if i > 0 {
+			n++
+		}
+		n += LowerNameLen(len(comp))
+	}
+	return n, nil
+}
