@@ -23,7 +23,10 @@ func ParseHeader(b []byte) (FileID, error) {
 	if len(b) != HeaderLen {
 		return id, fmt.Errorf("file header is %d bytes, want %d: %w", len(b), HeaderLen, ErrAuth)
 	}
-	if v := binary.BigEndian.Uint16(b); v != FormatVersion {
+	switch v := binary.BigEndian.Uint16(b); {
+	case v == 1:
+		return id, fmt.Errorf("file header format version 1, written by a pre-release cryptfs that no release reads (copy the files out with that version, or re-create the tree): %w", ErrUnsupportedVersion)
+	case v != FormatVersion:
 		return id, fmt.Errorf("file header format version %d, this cryptfs reads version %d: %w", v, FormatVersion, ErrUnsupportedVersion)
 	}
 	copy(id[:], b[2:])

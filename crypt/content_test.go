@@ -19,8 +19,8 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if len(h) != len(prefix)+HeaderLen || !bytes.HasPrefix(h, prefix) {
 		t.Fatalf("EncodeHeader = %x", h)
 	}
-	if h[6] != 0 || h[7] != 1 {
-		t.Fatalf("version bytes %x, want 0001", h[6:8])
+	if h[6] != 0 || h[7] != 2 {
+		t.Fatalf("version bytes %x, want 0002", h[6:8])
 	}
 	got, err := ParseHeader(h[len(prefix):])
 	if err != nil || got != id {
@@ -40,7 +40,8 @@ func TestParseHeaderRejects(t *testing.T) {
 		{"short", good[:17], ErrAuth, "17 bytes"},
 		{"long", append(bytes.Clone(good), 0), ErrAuth, "19 bytes"},
 		{"version 0", append([]byte{0, 0}, good[2:]...), ErrUnsupportedVersion, "version 0"},
-		{"version 2", append([]byte{0, 2}, good[2:]...), ErrUnsupportedVersion, "version 2"},
+		{"version 1 (pre-release)", append([]byte{0, 1}, good[2:]...), ErrUnsupportedVersion, "version 1, written by a pre-release cryptfs"},
+		{"version 3", append([]byte{0, 3}, good[2:]...), ErrUnsupportedVersion, "version 3"},
 		{"version 256", append([]byte{1, 0}, good[2:]...), ErrUnsupportedVersion, "version 256"},
 		{"all zero", make([]byte, HeaderLen), ErrUnsupportedVersion, "version 0"},
 	}

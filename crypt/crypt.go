@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/hkdf"
 )
 
-// Sizes and names fixed by format version 1.
+// Sizes and names fixed by format version 2.
 const (
 	KeyLen          = 32                        // master key and every subkey
 	BlockSize       = 4096                      // plaintext bytes per content block
@@ -31,20 +31,21 @@ const (
 	MaxLowerName    = 255              // longest lower file name (NAME_MAX)
 
 	// FormatVersion is the version stored in file headers and the config.
-	FormatVersion = 1
+	// Version 1 was never released; see docs/format.md, section 11.
+	FormatVersion = 2
 
 	// MaxXattrName is the longest plaintext extended attribute name,
 	// including its "user." prefix, whose encryption fits in MaxLowerName.
-	MaxXattrName = 128
+	MaxXattrName = 159
 	// MaxSymlinkTarget is the longest plaintext symlink target whose
 	// encoding fits in 4095 bytes (PATH_MAX - 1).
 	MaxSymlinkTarget = 3008
 	// MaxStoredSymlink is the longest stored (encoded) symlink target.
 	MaxStoredSymlink = 4095
 
-	nonceLen = chacha20poly1305.NonceSizeX // 24
-	tagLen   = chacha20poly1305.Overhead   // 16
-	padAlign = 32                          // names and symlink targets are padded to this
+	nonceLen        = chacha20poly1305.NonceSizeX // 24
+	tagLen          = chacha20poly1305.Overhead   // 16
+	symlinkPadAlign = 32                          // symlink targets are zero-padded to this
 )
 
 var (
@@ -101,27 +102,29 @@ func Wipe(b []byte) {
 }
 
 // Subkey purposes. Each subkey is HKDF-SHA256(master, salt = nil,
-// info = "cryptfs v1 " + purpose), 32 bytes.
+// info = subkeyInfoPrefix + purpose), 32 bytes.
 const (
-	purposeContent        = "content"
-	purposeNameNonce      = "name-nonce"
-	purposeNameSeal       = "name-seal"
-	purposeXattrNameNonce = "xattr-name-nonce"
-	purposeXattrNameSeal  = "xattr-name-seal"
-	purposeXattrValue     = "xattr-value"
-	purposeSymlink        = "symlink"
-	purposeKeyCheck       = "key-check"
+	subkeyInfoPrefix = "cryptfs v2 "
+
+	purposeContent      = "content"
+	purposeNameSIV      = "name-siv"
+	purposeNameEnc      = "name-enc"
+	purposeXattrNameSIV = "xattr-name-siv"
+	purposeXattrNameEnc = "xattr-name-enc"
+	purposeXattrValue   = "xattr-value"
+	purposeSymlink      = "symlink"
+	purposeKeyCheck     = "key-check"
 )
 
 // purposes lists every subkey purpose in specification order.
 var purposes = []string{
-	purposeContent, purposeNameNonce, purposeNameSeal, purposeXattrNameNonce,
-	purposeXattrNameSeal, purposeXattrValue, purposeSymlink, purposeKeyCheck,
+	purposeContent, purposeNameSIV, purposeNameEnc, purposeXattrNameSIV,
+	purposeXattrNameEnc, purposeXattrValue, purposeSymlink, purposeKeyCheck,
 }
 
 // deriveSubkey writes the subkey for purpose into out.
 func deriveSubkey(out *[KeyLen]byte, master []byte, purpose string) error {
-	r := hkdf.New(sha256.New, master, nil, []byte("cryptfs v1 "+purpose))
+	r := hkdf.New(sha256.New, master, nil, []byte(subkeyInfoPrefix+purpose))
 	if _, err := io.ReadFull(r, out[:]); err != nil {
 		return fmt.Errorf("derive %s subkey: %w", purpose, err)
 	}
@@ -158,11 +161,12 @@ type Options struct {
 	DeterministicNames bool
 }
 
-// nameCipher encrypts names deterministically (synthetic nonces).
+// nameCipher encrypts names deterministically: SIV with keyed BLAKE2b-128
+// as the PRF and XChaCha20 as the IV-based cipher (names.go).
 type nameCipher struct {
-	nonceKey [KeyLen]byte // BLAKE2b-192 key for the synthetic nonce
-	aead     cipher.AEAD
-	maxPad   int // longest padded plaintext the encoder produces
+	sivKey [KeyLen]byte // BLAKE2b-128 key: the synthetic IV
+	encKey [KeyLen]byte // XChaCha20 key: the keystream under the SIV
+	maxPad int          // longest padded plaintext the encoder produces
 }
 
 // Suite holds the subkeys of one master key and ready AEAD instances. It is
@@ -207,20 +211,21 @@ func New(master []byte, opts Options) (*Suite, error) {
 	if s.symlink, err = newAEAD(purposeSymlink); err != nil {
 		return nil, err
 	}
-	if s.names.aead, err = newAEAD(purposeNameSeal); err != nil {
-		return nil, err
+	for _, k := range []struct {
+		out     *[KeyLen]byte
+		purpose string
+	}{
+		{&s.names.sivKey, purposeNameSIV},
+		{&s.names.encKey, purposeNameEnc},
+		{&s.xattrNames.sivKey, purposeXattrNameSIV},
+		{&s.xattrNames.encKey, purposeXattrNameEnc},
+	} {
+		if err := deriveSubkey(k.out, master, k.purpose); err != nil {
+			return nil, err
+		}
 	}
-	if s.xattrNames.aead, err = newAEAD(purposeXattrNameSeal); err != nil {
-		return nil, err
-	}
-	if err := deriveSubkey(&s.names.nonceKey, master, purposeNameNonce); err != nil {
-		return nil, err
-	}
-	if err := deriveSubkey(&s.xattrNames.nonceKey, master, purposeXattrNameNonce); err != nil {
-		return nil, err
-	}
-	s.names.maxPad = paddedLen(MaxLowerName)
-	s.xattrNames.maxPad = paddedLen(MaxXattrName)
+	s.names.maxPad = namePaddedLen(MaxLowerName)
+	s.xattrNames.maxPad = namePaddedLen(MaxXattrName)
 	return s, nil
 }
 
@@ -233,9 +238,10 @@ func (s *Suite) DeterministicNames() bool { return s.opts.DeterministicNames }
 // have left copies elsewhere (stacks, freed memory); wiping is best effort.
 func (s *Suite) Wipe() {
 	s.wiped.Store(true)
-	Wipe(s.names.nonceKey[:])
-	Wipe(s.xattrNames.nonceKey[:])
-	for _, a := range []cipher.AEAD{s.content, s.xattrValue, s.symlink, s.names.aead, s.xattrNames.aead} {
+	for _, k := range []*[KeyLen]byte{&s.names.sivKey, &s.names.encKey, &s.xattrNames.sivKey, &s.xattrNames.encKey} {
+		Wipe(k[:])
+	}
+	for _, a := range []cipher.AEAD{s.content, s.xattrValue, s.symlink} {
 		wipeAEADKey(a)
 	}
 }
@@ -273,5 +279,7 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 	return head, tail
 }
 
-// paddedLen is n rounded up to a multiple of padAlign.
-func paddedLen(n int) int { return (n + padAlign - 1) / padAlign * padAlign }
+// symlinkPaddedLen is n rounded up to a multiple of symlinkPadAlign.
+func symlinkPaddedLen(n int) int {
+	return (n + symlinkPadAlign - 1) / symlinkPadAlign * symlinkPadAlign
+}

@@ -1,6 +1,8 @@
-// Package crypt implements the cryptfs on-disk format, version 1: key
-// derivation, file content blocks, file names (with long-name sidecars),
-// extended attributes and symlink targets. docs/format.md is the byte-exact
+// Package crypt implements the cryptfs on-disk format, version 2: key
+// derivation, file content blocks, file names (deterministic authenticated
+// encryption with a 128-bit synthetic IV, long-name sidecars), extended
+// attributes, symlink targets, and the recognition of sync tools' conflict
+// copies in the cipher tree. docs/format.md is the byte-exact
 // specification; this package is its reader and writer.
 //
 // What it promises:
@@ -15,7 +17,9 @@
 //     attribute values are bound to their attribute name.
 //   - Encrypted names and lower names never contain '.', so they cannot
 //     collide with the reserved names ([ReservedPrefix], "longname.*",
-//     "cryptfs.conf").
+//     "cryptfs.conf"), nor look like a sync tool's conflict copy.
+//   - Conflict copies ([ParseConflict]) are recognised by syntax alone;
+//     a caller shows one only if its base name authenticates.
 //   - A [Suite] is safe for concurrent use. Sealing and opening a content
 //     block does not allocate when dst has enough capacity.
 //   - Errors never contain key material, plaintext names or contents.

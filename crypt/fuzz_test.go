@@ -57,7 +57,7 @@ func fuzzSymlinks(tb testing.TB, s *Suite) []string {
 	return out
 }
 
-var fuzzNames = []string{"a", "hello.txt", strings.Repeat("n", 32), strings.Repeat("n", 33), strings.Repeat("l", 200)}
+var fuzzNames = []string{"a", "hello.txt", strings.Repeat("n", 15), strings.Repeat("n", 16), strings.Repeat("n", 159), strings.Repeat("l", 160), strings.Repeat("l", 255)}
 
 // fuzzSeeds returns each target's seed inputs.
 func fuzzSeeds(tb testing.TB) map[string][][]any {

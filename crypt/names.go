@@ -1,7 +1,6 @@
 package crypt
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/blake2b"
+	"golang.org/x/crypto/chacha20"
 )
 
 // b64 is the encoding of names, long-name hashes and symlink targets:
@@ -32,8 +32,45 @@ func decodeB64(s string) ([]byte, error) {
 // deterministic-names mode.
 var zeroIV DirIV
 
-// minSealedName is the shortest decoded name: nonce, one padded block, tag.
-const minSealedName = nonceLen + padAlign + tagLen
+// Names, format version 2 (docs/format.md, section 6): a deterministic
+// authenticated encryption in the SIV construction of Rogaway and
+// Shrimpton. The plaintext name is padded (ISO/IEC 7816-4) to a multiple
+// of 16 bytes, the 128-bit synthetic IV is keyed BLAKE2b-128 over the
+// directory IV and the padded name, and the padded name is XORed with the
+// XChaCha20 keystream whose 24-byte nonce is the SIV followed by 8 zero
+// bytes. The stored form is base64url(SIV || ciphertext): the SIV is both
+// the authentication tag and the nonce.
+const (
+	sivLen      = 16   // synthetic IV: tag and nonce
+	nameBlock   = 16   // names are padded to a multiple of this
+	namePadByte = 0x80 // ISO/IEC 7816-4: 0x80, then zero bytes
+
+	// minSealedName is the shortest decoded name: SIV and one block.
+	minSealedName = sivLen + nameBlock
+	// MaxShortName is the longest plaintext name whose lower name is its
+	// encoded name; longer names get a long name and a sidecar (section 7).
+	MaxShortName = 159
+)
+
+// namePaddedLen is the padded length of an n-byte name: the next multiple
+// of nameBlock that leaves room for at least the 0x80 byte.
+func namePaddedLen(n int) int { return (n/nameBlock + 1) * nameBlock }
+
+// b64Len is the length of the unpadded base64 encoding of n bytes.
+func b64Len(n int) int { return (8*n + 5) / 6 }
+
+// EncodedNameLen returns the length of EncryptName's result for a
+// plaintext name of n bytes (1..255). It is a pure function of n.
+func EncodedNameLen(n int) int { return b64Len(sivLen + namePaddedLen(n)) }
+
+// LowerNameLen returns the length of the lower directory entry name of a
+// plaintext name of n bytes (1..255): the encoded name, or a long name.
+func LowerNameLen(n int) int {
+	if e := EncodedNameLen(n); e <= MaxLowerName {
+		return e
+	}
+	return longLowerLen
+}
 
 // checkName reports whether name is a valid plaintext file name.
 func checkName(name string) error {
@@ -74,72 +111,85 @@ func (s *Suite) DecryptName(iv DirIV, encoded string) (string, error) {
 	return name, nil
 }
 
-// syntheticNonce returns BLAKE2b-192 keyed with the nonce key over iv ||
-// padded.
-func (c *nameCipher) syntheticNonce(iv, padded []byte) []byte {
-	h, err := blake2b.New(nonceLen, c.nonceKey[:])
+// siv writes the synthetic IV, keyed BLAKE2b-128 over iv || padded, to out.
+func (c *nameCipher) siv(out *[sivLen]byte, iv, padded []byte) {
+	h, err := blake2b.New(sivLen, c.sivKey[:])
 	if err != nil {
 		panic("crypt: blake2b: " + err.Error()) // unreachable: fixed valid sizes
 	}
 	h.Write(iv)
 	h.Write(padded)
-	return h.Sum(nil)
+	copy(out[:], h.Sum(nil))
 }
 
-// seal pads name with zeros to a multiple of padAlign, seals it under its
-// synthetic nonce with iv as additional data and returns the base64url
-// encoding of nonce || ciphertext || tag.
+// xorKeyStream XORs src with the XChaCha20 keystream under the encryption
+// key and the nonce siv || 8 zero bytes, starting at block counter 0.
+func (c *nameCipher) xorKeyStream(dst, src []byte, siv *[sivLen]byte) {
+	var nonce [chacha20.NonceSizeX]byte
+	copy(nonce[:], siv[:])
+	x, err := chacha20.NewUnauthenticatedCipher(c.encKey[:], nonce[:])
+	if err != nil {
+		panic("crypt: xchacha20: " + err.Error()) // unreachable: fixed valid sizes
+	}
+	x.XORKeyStream(dst, src)
+}
+
+// seal pads name (ISO/IEC 7816-4, to a multiple of nameBlock), computes
+// its SIV with iv and returns base64url(SIV || padded XOR keystream).
 func (c *nameCipher) seal(iv []byte, name string) string {
-	padded := make([]byte, paddedLen(len(name)))
+	padded := make([]byte, namePaddedLen(len(name)))
 	copy(padded, name)
-	nonce := c.syntheticNonce(iv, padded)
-	raw := make([]byte, 0, nonceLen+len(padded)+tagLen)
-	raw = append(raw, nonce...)
-	raw = c.aead.Seal(raw, nonce, padded, iv)
+	padded[len(name)] = namePadByte
+	raw := make([]byte, sivLen+len(padded))
+	var tag [sivLen]byte
+	c.siv(&tag, iv, padded)
+	copy(raw, tag[:])
+	c.xorKeyStream(raw[sivLen:], padded, &tag)
+	Wipe(padded)
 	return b64.EncodeToString(raw)
 }
 
-// open reverses seal strictly: canonical base64, lengths, authentication,
-// synthetic nonce, padding.
+// open reverses seal strictly, in the order of docs/format.md section
+// 6.3: length, canonical base64url, decryption, SIV check (constant
+// time), padding.
 func (c *nameCipher) open(iv []byte, encoded string) (string, error) {
+	if len(encoded) > b64Len(sivLen+c.maxPad) {
+		return "", fmt.Errorf("encrypted name has impossible length: %d characters: %w", len(encoded), ErrAuth)
+	}
 	raw, err := decodeB64(encoded)
 	if err != nil {
 		return "", fmt.Errorf("not canonical base64url: %w", ErrAuth)
 	}
-	n := len(raw) - nonceLen - tagLen
-	if len(raw) < minSealedName || n%padAlign != 0 || n > c.maxPad {
+	n := len(raw) - sivLen
+	if len(raw) < minSealedName || n%nameBlock != 0 || n > c.maxPad {
 		return "", fmt.Errorf("encrypted name has impossible length %d: %w", len(raw), ErrAuth)
 	}
-	padded, err := c.aead.Open(nil, raw[:nonceLen], raw[nonceLen:], iv)
-	if err != nil {
-		return "", ErrAuth
+	var tag, want [sivLen]byte
+	copy(tag[:], raw)
+	padded := make([]byte, n)
+	defer Wipe(padded)
+	c.xorKeyStream(padded, raw[sivLen:], &tag)
+	c.siv(&want, iv, padded)
+	if subtle.ConstantTimeCompare(want[:], tag[:]) != 1 {
+		return "", fmt.Errorf("synthetic IV does not match: %w", ErrAuth)
 	}
-	if subtle.ConstantTimeCompare(c.syntheticNonce(iv, padded), raw[:nonceLen]) != 1 {
-		return "", fmt.Errorf("nonce is not the synthetic nonce: %w", ErrAuth)
-	}
-	name, ok := unpad(padded)
+	name, ok := nameUnpad(padded)
 	if !ok {
 		return "", fmt.Errorf("invalid padding: %w", ErrAuth)
 	}
 	return name, nil
 }
 
-// unpad returns the plaintext before the zero padding and reports whether
-// the padding is canonical: the plaintext is non-empty and contains no
-// zero byte, everything after it is zero, and len(padded) is exactly
-// paddedLen(len(plaintext)).
-func unpad(padded []byte) (string, bool) {
-	i := bytes.IndexByte(padded, 0)
-	if i < 0 {
-		i = len(padded)
+// nameUnpad removes ISO/IEC 7816-4 padding and reports whether it is
+// canonical: the last non-zero byte is 0x80, it is preceded by at least one
+// byte of name, and it lies in the last block (no extra padding block).
+func nameUnpad(padded []byte) (string, bool) {
+	i := len(padded) - 1
+	for i >= 0 && padded[i] == 0 {
+		i--
 	}
-	if i == 0 || paddedLen(i) != len(padded) {
+	if i < 1 || padded[i] != namePadByte || len(padded)-i > nameBlock {
 		return "", false
-	}
-	for _, b := range padded[i:] {
-		if b != 0 {
-			return "", false
-		}
 	}
 	return string(padded[:i]), true
 }
@@ -148,8 +198,10 @@ func unpad(padded []byte) (string, bool) {
 const (
 	longNamePrefix = "longname."
 	longHashLen    = 43 // base64url of a SHA-256 digest
-	// maxEncodedName is the longest encoded file name (a 255-byte name).
-	maxEncodedName = (8*(nonceLen+256+tagLen) + 5) / 6
+	longLowerLen   = len(longNamePrefix) + longHashLen
+	// maxEncodedName is the longest encoded file name (a 255-byte name):
+	// base64url of 16 + 256 bytes.
+	maxEncodedName = (8*(sivLen+256) + 5) / 6
 )
 
 // LowerName returns the lower directory entry name for an encoded name:
@@ -224,4 +276,23 @@ func IsReserved(lower string, atRoot bool) bool {
 		return true
 	}
 	return atRoot && (lower == configName || lower == configBakName)
+}
+
+// CipherPathLen returns the length of the cipher-tree path of the
+// plaintext path plainRel (relative, components separated by '/'): the sum
+// of the lower name lengths of its components plus the separators. It
+// depends only on the component lengths (not on keys or directory IVs),
+// so it measures a plaintext tree without encrypting or mounting it.
+func CipherPathLen(plainRel string) (int, error) {
+	n := 0
+	for i, comp := range strings.Split(plainRel, "/") {
+		if err := checkName(comp); err != nil {
+			return 0, fmt.Errorf("cipher path length of %q: component %d: %w", plainRel, i, err)
+		}
+		if i > 0 {
+			n++
+		}
+		n += LowerNameLen(len(comp))
+	}
+	return n, nil
 }

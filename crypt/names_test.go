@@ -1,18 +1,23 @@
 package crypt
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/blake2b"
+	"golang.org/x/crypto/chacha20"
 )
 
 var testNames = []string{
 	"a", "hello.txt", ".hidden", "...", "with space", "üñíçødé 名前",
-	strings.Repeat("x", 31), strings.Repeat("x", 32), strings.Repeat("x", 33),
-	strings.Repeat("y", 128), strings.Repeat("y", 129), strings.Repeat("z", 255),
-	"\x01\xff", "back\\slash",
+	strings.Repeat("x", 15), strings.Repeat("x", 16), strings.Repeat("x", 31), strings.Repeat("x", 32),
+	strings.Repeat("y", 159), strings.Repeat("y", 160), strings.Repeat("z", 255),
+	"\x01\xff", "back\\slash", "ends in 0x80 \x80", "\x80", "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80",
 }
 
 func TestNameRoundTrip(t *testing.T) {
@@ -48,20 +53,24 @@ func TestNamePaddingHidesLength(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(enc) != EncodedNameLen(n) {
+			t.Fatalf("%d-byte name: %d characters, EncodedNameLen says %d", n, len(enc), EncodedNameLen(n))
+		}
 		return len(enc)
 	}
-	tests := []struct{ a, b int }{{1, 32}, {33, 64}, {225, 255}}
-	for _, tc := range tests {
+	for _, tc := range []struct{ a, b int }{{1, 15}, {16, 31}, {144, 159}, {240, 255}} {
 		if length(tc.a) != length(tc.b) {
 			t.Errorf("names of %d and %d bytes encode to different lengths", tc.a, tc.b)
 		}
 	}
-	if length(32) == length(33) {
-		t.Error("a 33-byte name does not get a second padding block")
+	if length(15) == length(16) {
+		t.Error("a 16-byte name does not get a second padding block")
 	}
-	// 32 bytes: 24 + 32 + 16 = 72 raw bytes = 96 characters.
-	if got := length(32); got != 96 {
-		t.Errorf("32-byte name encodes to %d characters, want 96", got)
+	// The promise: 16 + 16 bytes = 43 characters; 16 + 32 = 64.
+	for n, want := range map[int]int{1: 43, 15: 43, 16: 64, 20: 64, 159: 235, 255: 363} {
+		if got := length(n); got != want {
+			t.Errorf("%d-byte name encodes to %d characters, want %d", n, got, want)
+		}
 	}
 }
 
@@ -140,7 +149,7 @@ func TestNameTruncatedOrExtended(t *testing.T) {
 func TestNameNonCanonicalEncoding(t *testing.T) {
 	s := fixedSuite(t, Options{})
 	var iv DirIV
-	enc, _ := s.EncryptName(iv, strings.Repeat("c", 40)) // 104 raw bytes: 2 trailing bits
+	enc, _ := s.EncryptName(iv, strings.Repeat("c", 40)) // 64 raw bytes: 86 characters, 4 trailing bits
 	if len(enc)%4 == 0 {
 		t.Fatalf("test assumes an unpadded length, got %d", len(enc))
 	}
@@ -165,47 +174,124 @@ func TestNameNonCanonicalEncoding(t *testing.T) {
 	}
 }
 
-// sealRawName seals padded bytes the way EncryptName does but without any
-// validation, to build authentic ciphertexts with invalid contents.
-func sealRawName(s *Suite, iv DirIV, padded []byte, nonce []byte) string {
-	if nonce == nil {
-		nonce = s.names.syntheticNonce(iv[:], padded)
+// sealRawName encrypts padded bytes the way EncryptName does but without
+// any validation or padding, to build authentic ciphertexts of invalid
+// contents. A non-nil tag replaces the synthetic IV (the keystream then
+// follows that tag, as an attacker without the SIV key could do).
+func sealRawName(c *nameCipher, iv DirIV, padded []byte, tag *[sivLen]byte) string {
+	if tag == nil {
+		tag = new([sivLen]byte)
+		c.siv(tag, iv[:], padded)
 	}
-	raw := append([]byte(nil), nonce...)
-	raw = s.names.aead.Seal(raw, nonce, padded, iv[:])
+	raw := make([]byte, sivLen+len(padded))
+	copy(raw, tag[:])
+	c.xorKeyStream(raw[sivLen:], padded, tag)
 	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// pad7816 pads name with 0x80 and zeros to n bytes.
+func pad7816(name string, n int) []byte {
+	b := make([]byte, n)
+	copy(b, name)
+	b[len(name)] = 0x80
+	return b
 }
 
 func TestNameStrictPadding(t *testing.T) {
 	s := fixedSuite(t, Options{})
 	var iv DirIV
-	pad := func(name string, n int) []byte {
-		b := make([]byte, n)
-		copy(b, name)
-		return b
-	}
-	good := sealRawName(s, iv, pad("ok", 32), nil)
+	good := sealRawName(&s.names, iv, pad7816("ok", 16), nil)
 	if got, err := s.DecryptName(iv, good); err != nil || got != "ok" {
 		t.Fatalf("control: %q, %v", got, err)
 	}
+	if enc, _ := s.EncryptName(iv, "ok"); enc != good {
+		t.Fatal("sealRawName does not reproduce EncryptName")
+	}
+	zeroPadded := make([]byte, 16)
+	copy(zeroPadded, "ok")
 	tests := map[string][]byte{
-		"extra padding block":      pad("ok", 64),
-		"empty name":               make([]byte, 32),
-		"non-zero after padding":   append(pad("ok", 31), 'x'),
-		"dot":                      pad(".", 32),
-		"dot dot":                  pad("..", 32),
-		"slash":                    pad("a/b", 32),
-		"eight blocks of one name": pad("x", 256+32), // longer than any valid name
+		"extra padding block":        pad7816("ok", 32),
+		"empty name":                 pad7816("", 16),
+		"all zero":                   make([]byte, 16),
+		"zero padding without 0x80":  zeroPadded,
+		"no padding at all":          []byte("sixteen bytes!!!"),
+		"0x81 instead of 0x80":       append([]byte("ok\x81"), make([]byte, 13)...),
+		"non-zero after 0x80":        append(pad7816("ok", 15), 'x'),
+		"dot":                        pad7816(".", 16),
+		"dot dot":                    pad7816("..", 16),
+		"slash":                      pad7816("a/b", 16),
+		"NUL inside":                 pad7816("a\x00b", 16),
+		"longer than any valid name": pad7816("x", 256+16),
+		"sixteen 0x80 then a block":  append(bytes.Repeat([]byte{0x80}, 16), make([]byte, 16)...),
+		"256-byte name in 272 bytes": pad7816(strings.Repeat("x", 256), 272),
+		"0x80 in the second-to-last": append(pad7816("ok", 16), make([]byte, 16)...),
 	}
 	for name, padded := range tests {
-		if _, err := s.DecryptName(iv, sealRawName(s, iv, padded, nil)); !errors.Is(err, ErrAuth) {
+		if _, err := s.DecryptName(iv, sealRawName(&s.names, iv, padded, nil)); !errors.Is(err, ErrAuth) {
 			t.Errorf("%s: %v, want ErrAuth", name, err)
 		}
 	}
-	// Authentic ciphertext under a nonce that is not the synthetic one.
-	other := make([]byte, nonceLen)
-	if _, err := s.DecryptName(iv, sealRawName(s, iv, pad("ok", 32), other)); !errors.Is(err, ErrAuth) {
-		t.Errorf("non-synthetic nonce: %v, want ErrAuth", err)
+	// Authentic-looking ciphertext under a tag that is not the SIV of its
+	// plaintext: the tag check rejects it.
+	other := [sivLen]byte{1}
+	if _, err := s.DecryptName(iv, sealRawName(&s.names, iv, pad7816("ok", 16), &other)); !errors.Is(err, ErrAuth) {
+		t.Errorf("tag is not the SIV: %v, want ErrAuth", err)
+	}
+}
+
+func TestNameUnpad(t *testing.T) {
+	tests := []struct {
+		padded []byte
+		want   string
+		ok     bool
+	}{
+		{pad7816("a", 16), "a", true},
+		{pad7816(strings.Repeat("b", 15), 16), strings.Repeat("b", 15), true},
+		{pad7816(strings.Repeat("c", 16), 32), strings.Repeat("c", 16), true},
+		{pad7816("d\x80", 16), "d\x80", true},
+		{pad7816("e\x00", 16), "e\x00", true}, // unpad is byte-exact; checkName refuses NUL
+		{pad7816("", 16), "", false},
+		{pad7816("f", 32), "", false},
+		{make([]byte, 16), "", false},
+		{[]byte{}, "", false},
+		{[]byte("g"), "", false},
+		{append([]byte("h\x80"), 1), "", false},
+	}
+	for _, tc := range tests {
+		got, ok := nameUnpad(tc.padded)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("nameUnpad(%x) = %q, %v; want %q, %v", tc.padded, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestNameSIVIsTheNonce(t *testing.T) {
+	// The stored name is SIV || padded XOR XChaCha20(name-enc key,
+	// nonce = SIV || 8 zero bytes, counter 0), SIV = BLAKE2b-128(name-siv
+	// key, dir IV || padded), rebuilt here from the primitives directly.
+	s := fixedSuite(t, Options{})
+	iv := DirIV{9}
+	enc, _ := s.EncryptName(iv, "report.odt")
+	raw, _ := base64.RawURLEncoding.DecodeString(enc)
+	var sivKey, encKey [KeyLen]byte
+	if deriveSubkey(&sivKey, fixedMaster(), "name-siv") != nil || deriveSubkey(&encKey, fixedMaster(), "name-enc") != nil {
+		t.Fatal("derive")
+	}
+	padded := pad7816("report.odt", 16)
+	h, _ := blake2b.New(16, sivKey[:])
+	h.Write(iv[:])
+	h.Write(padded)
+	siv := h.Sum(nil)
+	x, err := chacha20.NewUnauthenticatedCipher(encKey[:], append(slices.Clone(siv), make([]byte, 8)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(siv)
+	ct := make([]byte, len(padded))
+	x.XORKeyStream(ct, padded)
+	want = append(want, ct...)
+	if !bytes.Equal(raw, want) {
+		t.Fatalf("stored name\n%x, want\n%x", raw, want)
 	}
 }
 
@@ -224,15 +310,15 @@ func TestLowerNameBoundary(t *testing.T) {
 	for n := 1; n <= 255; n++ {
 		enc, _ := s.EncryptName(iv, strings.Repeat("b", n))
 		lower, long := LowerName(enc)
-		wantLong := n > 128
+		wantLong := n > MaxShortName
 		if long != wantLong || long != (len(enc) > MaxLowerName) {
 			t.Fatalf("%d-byte name: long = %v (encoded %d chars), want %v", n, long, len(enc), wantLong)
 		}
-		if !long && lower != enc {
+		if !long && (lower != enc || len(lower) != LowerNameLen(n)) {
 			t.Fatalf("short lower name %q != encoded", lower)
 		}
 		if long {
-			if !IsLongName(lower) || len(lower) != len("longname.")+43 || len(lower) > MaxLowerName {
+			if !IsLongName(lower) || len(lower) != len("longname.")+43 || len(lower) != LowerNameLen(n) {
 				t.Fatalf("long lower name %q", lower)
 			}
 			side := SidecarName(lower)

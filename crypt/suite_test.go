@@ -60,7 +60,13 @@ func TestWipeBytes(t *testing.T) {
 
 func TestSuiteWipe(t *testing.T) {
 	s := fixedSuite(t, Options{})
-	aeads := []cipher.AEAD{s.content, s.xattrValue, s.symlink, s.names.aead, s.xattrNames.aead}
+	aeads := []cipher.AEAD{s.content, s.xattrValue, s.symlink}
+	nameKeys := []*[KeyLen]byte{&s.names.sivKey, &s.names.encKey, &s.xattrNames.sivKey, &s.xattrNames.encKey}
+	for i, k := range nameKeys {
+		if *k == ([KeyLen]byte{}) {
+			t.Fatalf("name key %d is zero before Wipe", i)
+		}
+	}
 	for i, a := range aeads {
 		if aeadKeyIsZero(a) {
 			t.Fatalf("AEAD %d has a zero key before Wipe", i)
@@ -72,8 +78,10 @@ func TestSuiteWipe(t *testing.T) {
 			t.Errorf("AEAD %d key not wiped", i)
 		}
 	}
-	if s.names.nonceKey != ([KeyLen]byte{}) || s.xattrNames.nonceKey != ([KeyLen]byte{}) {
-		t.Error("name nonce keys not wiped")
+	for i, k := range nameKeys {
+		if *k != ([KeyLen]byte{}) {
+			t.Errorf("name key %d not wiped", i)
+		}
 	}
 	// Every operation now fails with ErrWiped.
 	var id FileID

@@ -1,6 +1,7 @@
 package crypt
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"strings"
@@ -30,7 +31,7 @@ func (s *Suite) encryptSymlinkNonce(nonce []byte, target string) (string, error)
 	if len(target) > MaxSymlinkTarget {
 		return "", fmt.Errorf("encrypt symlink: target is %d bytes, at most %d: %w", len(target), MaxSymlinkTarget, ErrNameTooLong)
 	}
-	padded := make([]byte, paddedLen(len(target)))
+	padded := make([]byte, symlinkPaddedLen(len(target)))
 	copy(padded, target)
 	raw := make([]byte, nonceLen, nonceLen+len(padded)+tagLen)
 	copy(raw, nonce)
@@ -52,16 +53,40 @@ func (s *Suite) DecryptSymlink(stored string) (string, error) {
 		return "", fmt.Errorf("decrypt symlink: not canonical base64url: %w", ErrAuth)
 	}
 	n := len(raw) - nonceLen - tagLen
-	if len(raw) < minSealedName || n%padAlign != 0 || n > MaxSymlinkTarget {
+	if len(raw) < minSealedSymlink || n%symlinkPadAlign != 0 || n > MaxSymlinkTarget {
 		return "", fmt.Errorf("decrypt symlink: impossible length %d: %w", len(raw), ErrAuth)
 	}
 	padded, err := s.symlink.Open(nil, raw[:nonceLen], raw[nonceLen:], nil)
 	if err != nil {
 		return "", fmt.Errorf("decrypt symlink: %w", ErrAuth)
 	}
-	target, ok := unpad(padded)
+	target, ok := symlinkUnpad(padded)
 	if !ok {
 		return "", fmt.Errorf("decrypt symlink: invalid padding: %w", ErrAuth)
 	}
 	return target, nil
+}
+
+// minSealedSymlink is the shortest decoded symlink target: nonce, one
+// padded block, tag.
+const minSealedSymlink = nonceLen + symlinkPadAlign + tagLen
+
+// symlinkUnpad returns the target before the zero padding and reports
+// whether the padding is canonical: the target is non-empty and contains
+// no zero byte, everything after it is zero, and len(padded) is exactly
+// symlinkPaddedLen(len(target)).
+func symlinkUnpad(padded []byte) (string, bool) {
+	i := bytes.IndexByte(padded, 0)
+	if i < 0 {
+		i = len(padded)
+	}
+	if i == 0 || symlinkPaddedLen(i) != len(padded) {
+		return "", false
+	}
+	for _, b := range padded[i:] {
+		if b != 0 {
+			return "", false
+		}
+	}
+	return string(padded[:i]), true
 }

@@ -79,8 +79,11 @@ func TestXattrNameLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next := len(lower) + (32*8+5)/6; next <= MaxLowerName {
-		t.Fatalf("a longer padded name (%d bytes) would still fit", next)
+	if len(lower) > MaxLowerName || len(lower) != len(XattrPrefix)+EncodedNameLen(MaxXattrName) {
+		t.Fatalf("longest xattr name: lower name of %d bytes", len(lower))
+	}
+	if next := len(XattrPrefix) + EncodedNameLen(MaxXattrName+1); next <= MaxLowerName {
+		t.Fatalf("a name one byte longer (%d-byte lower name) would still fit", next)
 	}
 }
 

@@ -61,7 +61,7 @@ const (
 // Config is a parsed cryptfs.conf. The exported fields are what `cryptfs
 // info` shows; changing them makes Unlock fail.
 type Config struct {
-	Version  uint16   // format version, 1
+	Version  uint16   // format version, crypt.FormatVersion (2)
 	Features []string // sorted feature flags
 	KDF      KDF      // password KDF, with salt
 	wrapped  []byte   // nonce || XChaCha20-Poly1305(master) || tag
@@ -178,12 +178,22 @@ func appendString16(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// prereleaseVersion is format version 1, which only pre-release builds
+// wrote (docs/format.md, section 11).
+const prereleaseVersion = 1
+
+// ErrPrerelease means a config (or a file) of format version 1: a tree made
+// by a pre-release cryptfs that no release reads. It wraps ErrUnsupported.
+var ErrPrerelease = fmt.Errorf("%w: this tree was created by a pre-release cryptfs with format 1, which no release supports; copy the files out with that version, or re-create the tree", ErrUnsupported)
+
 // checkVersionAndFeatures refuses unknown versions and flags with
 // ErrUnsupported.
 func checkVersionAndFeatures(version int64, features []string) error {
 	switch {
 	case version > crypt.FormatVersion:
 		return fmt.Errorf("%w: format version %d, this cryptfs reads version %d: a newer cryptfs is needed", ErrUnsupported, version, crypt.FormatVersion)
+	case version == prereleaseVersion:
+		return ErrPrerelease
 	case version != crypt.FormatVersion:
 		return fmt.Errorf("%w: format version %d does not exist (this cryptfs reads version %d)", ErrUnsupported, version, crypt.FormatVersion)
 	}

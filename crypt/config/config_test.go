@@ -58,7 +58,7 @@ func TestCreateLoadUnlock(t *testing.T) {
 		if l.DeterministicNames() != det || c.DeterministicNames() != det || l.CryptOptions().DeterministicNames != det {
 			t.Errorf("deterministic names = %v, want %v", l.DeterministicNames(), det)
 		}
-		if l.Version != 1 || l.KDF.Algorithm != "argon2id" || len(l.KDF.Salt) != SaltLen {
+		if l.Version != crypt.FormatVersion || l.KDF.Algorithm != "argon2id" || len(l.KDF.Salt) != SaltLen {
 			t.Errorf("loaded %+v", l)
 		}
 		got, err := l.Unlock([]byte("pw"))
@@ -255,7 +255,8 @@ func TestTamperDecodedFields(t *testing.T) {
 	}
 	muts := []mutation{
 		{"features removed", func(c *Config) { c.Features = []string{} }, ErrWrongPassword},
-		{"version 2", func(c *Config) { c.Version = 2 }, ErrUnsupported},
+		{"version 3", func(c *Config) { c.Version = 3 }, ErrUnsupported},
+		{"version 1 (pre-release)", func(c *Config) { c.Version = 1 }, ErrPrerelease},
 		{"time", func(c *Config) { c.KDF.Time++ }, ErrWrongPassword},
 		{"memory", func(c *Config) { c.KDF.MemoryKiB += 8 }, ErrWrongPassword},
 		{"threads", func(c *Config) { c.KDF.Threads++ }, ErrWrongPassword},
@@ -301,16 +302,16 @@ func TestParseStrict(t *testing.T) {
 		{"empty", "", ErrCorrupt, ""},
 		{"null", "null\n", ErrCorrupt, ""},
 		{"array", "[]\n", ErrCorrupt, ""},
-		{"unknown field", rep(`"version": 1,`, `"version": 1, "x": 1,`), ErrCorrupt, "unknown field"},
+		{"unknown field", rep(`"version": 2,`, `"version": 2, "x": 1,`), ErrCorrupt, "unknown field"},
 		{"missing key_check", rep(`,
-  "key_check": "S2CJ88Ldap1xeKRD23ntlQY85Cw8hvhJGU9g/ogxI0k="`, ""), ErrCorrupt, "missing field(s) key_check"},
+  "key_check": "`+base64.StdEncoding.EncodeToString(vectorConfig(t).keyCheck)+`"`, ""), ErrCorrupt, "missing field(s) key_check"},
 		{"missing salt", rep(`,
     "salt": "`+saltB64+`"`, ""), ErrCorrupt, "kdf.salt"},
-		{"missing kdf", `{"version": 1, "features": []}`, ErrCorrupt, "missing field(s) kdf, wrapped_key, key_check"},
+		{"missing kdf", `{"version": 2, "features": []}`, ErrCorrupt, "missing field(s) kdf, wrapped_key, key_check"},
 		{"null features", rep(`[
     "deterministic-names"
   ]`, "null"), ErrCorrupt, "features"},
-		{"duplicate key", rep(`"version": 1,`, `"version": 1, "version": 1,`), ErrCorrupt, ""},
+		{"duplicate key", rep(`"version": 2,`, `"version": 2, "version": 2,`), ErrCorrupt, ""},
 		{"upper-case key", rep(`"version"`, `"Version"`), ErrCorrupt, "canonical"},
 		{"trailing data", file + "{}", ErrCorrupt, ""},
 		{"no final newline", strings.TrimSuffix(file, "\n"), ErrCorrupt, "canonical"},
@@ -321,11 +322,13 @@ func TestParseStrict(t *testing.T) {
 		{"salt unpadded", rep(saltB64, strings.TrimRight(saltB64, "=")), ErrCorrupt, "kdf.salt"},
 		{"salt url alphabet", rep(`"wrapped_key": "cHFyc3R1dnd4eXp7fH1+f4`, `"wrapped_key": "cHFyc3R1dnd4eXp7fH1-f4`), ErrCorrupt, "wrapped_key"},
 		{"salt short", rep(saltB64, base64.StdEncoding.EncodeToString(seq(0x50, 31))), ErrCorrupt, "31 bytes"},
-		{"version 2", rep(`"version": 1`, `"version": 2`), ErrUnsupported, "newer cryptfs is needed"},
-		{"version 2 with new fields", `{"version": 2, "new": true}`, ErrUnsupported, "newer cryptfs is needed"},
-		{"version 0", rep(`"version": 1`, `"version": 0`), ErrUnsupported, "version 0"},
-		{"version -1", rep(`"version": 1`, `"version": -1`), ErrUnsupported, ""},
-		{"version string", rep(`"version": 1`, `"version": "1"`), ErrCorrupt, ""},
+		{"version 3", rep(`"version": 2`, `"version": 3`), ErrUnsupported, "newer cryptfs is needed"},
+		{"version 3 with new fields", `{"version": 3, "new": true}`, ErrUnsupported, "newer cryptfs is needed"},
+		{"version 1 (pre-release)", rep(`"version": 2`, `"version": 1`), ErrPrerelease, "pre-release cryptfs with format 1, which no release supports; copy the files out with that version, or re-create the tree"},
+		{"version 1 with old fields", `{"version": 1, "names": "v1"}`, ErrPrerelease, "re-create the tree"},
+		{"version 0", rep(`"version": 2`, `"version": 0`), ErrUnsupported, "version 0"},
+		{"version -1", rep(`"version": 2`, `"version": -1`), ErrUnsupported, ""},
+		{"version string", rep(`"version": 2`, `"version": "2"`), ErrCorrupt, ""},
 		{"unknown feature", rep(`"deterministic-names"`, `"encrypted-sizes"`), ErrUnsupported, `"encrypted-sizes" is unknown to this cryptfs`},
 		{"unsorted features", rep(`"deterministic-names"`, `"deterministic-names", "deterministic-names"`), ErrCorrupt, "sorted and unique"},
 		{"algorithm", rep(`"argon2id"`, `"argon2i"`), ErrUnsupported, "argon2i"},

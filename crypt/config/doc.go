@@ -9,8 +9,9 @@
 //     differently-cased keys, non-canonical base64 and any byte that differs
 //     from the canonical serialisation are refused. Unknown format versions
 //     and feature flags are refused with ErrUnsupported ("a newer cryptfs is
-//     needed"); KDF parameters below the floor with ErrWeakKDF unless the
-//     caller explicitly allows them (tests only).
+//     needed"); format version 1, which only pre-release builds wrote, with
+//     ErrPrerelease (which says what to do); KDF parameters below the floor
+//     with ErrWeakKDF unless the caller explicitly allows them (tests only).
 //   - The version, feature flags and KDF parameters (including the salt)
 //     are the additional data of the key wrap and the input of the key
 //     check, so tampering with any of them is detected at unlock.

@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cryptfs/cryptfs/crypt"
 )
 
 // fuzzSeeds returns each target's seeds (see TestFuzzCorpusIsCurrent).
 func fuzzSeeds(tb testing.TB) map[string][][]any {
 	file := vectorFileBytes(tb)
-	plain := &Config{Version: 1, Features: []string{}, KDF: InsecureTestKDF()}
+	plain := &Config{Version: crypt.FormatVersion, Features: []string{}, KDF: InsecureTestKDF()}
 	if err := plain.wrapWith(vectorMaster(), []byte(vectorPassword), seq(0x50, SaltLen), seq(0x70, 24)); err != nil {
 		tb.Fatal(err)
 	}
@@ -21,8 +23,9 @@ func fuzzSeeds(tb testing.TB) map[string][][]any {
 	return map[string][][]any{
 		"FuzzParse": {
 			{file}, {plain.marshal()},
-			{bytes.Replace(file, []byte(`"version": 1`), []byte(`"version": 2`), 1)},
-			{[]byte(`{"version": 1}`)}, {[]byte("")},
+			{bytes.Replace(file, []byte(`"version": 2`), []byte(`"version": 3`), 1)},
+			{bytes.Replace(file, []byte(`"version": 2`), []byte(`"version": 1`), 1)},
+			{[]byte(`{"version": 2}`)}, {[]byte("")},
 		},
 		"FuzzParseRecoveryKey": {
 			{key}, {strings.ToLower(stripKey(key))}, {key[:40]}, {"0"},

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Independent check of the cryptfs format v1 test vectors.
+"""Independent check of the cryptfs format v2 test vectors.
 
 Written from docs/format.md alone (not from the Go code), with the Python
-'cryptography' package and hashlib. Run from the repository root:
+'cryptography' package and hashlib. File names use a pure-Python ChaCha20
+(checked here against the 'cryptography' package's) and hashlib's BLAKE2b,
+so the name construction is verified without OpenSSL or Go. Run from the
+repository root:
 
     python3 crypt/testdata/verify_vectors.py
 
@@ -10,36 +13,70 @@ Exits 0 and prints "ok" when every vector matches the specification.
 """
 import base64
 import hashlib
+import hmac
 import json
 import struct
 import sys
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
+MASK = 0xFFFFFFFF
+SIGMA = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+
+
 def rotl(v, c):
-    return ((v << c) & 0xFFFFFFFF) | (v >> (32 - c))
+    return ((v << c) & MASK) | (v >> (32 - c))
 
 
-def hchacha20(key, nonce16):
-    """HChaCha20 (draft-irtf-cfrg-xchacha, section 2.2)."""
-    s = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
-    s += list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
-
+def chacha_rounds(s):
+    """The 20 ChaCha rounds (RFC 8439, section 2.3) on a 16-word state, in place."""
     def qr(a, b, c, d):
-        s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = rotl(s[d] ^ s[a], 16)
-        s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = rotl(s[b] ^ s[c], 12)
-        s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = rotl(s[d] ^ s[a], 8)
-        s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = rotl(s[b] ^ s[c], 7)
+        s[a] = (s[a] + s[b]) & MASK; s[d] = rotl(s[d] ^ s[a], 16)
+        s[c] = (s[c] + s[d]) & MASK; s[b] = rotl(s[b] ^ s[c], 12)
+        s[a] = (s[a] + s[b]) & MASK; s[d] = rotl(s[d] ^ s[a], 8)
+        s[c] = (s[c] + s[d]) & MASK; s[b] = rotl(s[b] ^ s[c], 7)
 
     for _ in range(10):
         qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
         qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+
+
+def hchacha20(key, nonce16):
+    """HChaCha20 (draft-irtf-cfrg-xchacha, section 2.2)."""
+    s = SIGMA + list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+    chacha_rounds(s)
     return struct.pack("<8I", *(s[0:4] + s[12:16]))
+
+
+def chacha20_xor(key, counter, nonce12, data):
+    """ChaCha20 (RFC 8439, section 2.4) in pure Python."""
+    out = bytearray()
+    for i in range(0, len(data), 64):
+        init = SIGMA + list(struct.unpack("<8I", key)) + [counter + i // 64] + list(struct.unpack("<3I", nonce12))
+        s = list(init)
+        chacha_rounds(s)
+        block = struct.pack("<16I", *((a + b) & MASK for a, b in zip(s, init)))
+        out += bytes(x ^ y for x, y in zip(data[i:i + 64], block))
+    return bytes(out)
+
+
+def xchacha20_xor(key, nonce24, data):
+    """XChaCha20 (draft-irtf-cfrg-xchacha): HChaCha20 subkey, then ChaCha20 from counter 0."""
+    return chacha20_xor(hchacha20(key, nonce24[:16]), 0, b"\0\0\0\0" + nonce24[16:], data)
+
+
+def self_test_chacha20():
+    """The pure-Python ChaCha20 must agree with the 'cryptography' package's."""
+    key, nonce = bytes(range(32)), bytes(range(100, 112))
+    data = bytes(i % 251 for i in range(300))
+    ref = Cipher(algorithms.ChaCha20(key, struct.pack("<I", 7) + nonce), mode=None).encryptor().update(data)
+    check(chacha20_xor(key, 7, nonce, data) == ref, "pure-Python ChaCha20 differs from cryptography's")
 
 
 def xseal(key, nonce, plaintext, ad):
@@ -62,7 +99,7 @@ def b64url_decode(s):
 
 def subkey(master, purpose):
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"cryptfs v1 " + purpose.encode()).derive(master)
+                info=b"cryptfs v2 " + purpose.encode()).derive(master)
 
 
 def pad32(b):
@@ -74,10 +111,56 @@ def check(cond, what):
         sys.exit("FAIL: " + what)
 
 
-def seal_name(nonce_key, seal_key, iv, name):
-    padded = pad32(name)
-    nonce = hashlib.blake2b(iv + padded, digest_size=24, key=nonce_key).digest()
-    return nonce, b64url(nonce + xseal(seal_key, nonce, padded, iv))
+# File names (section 6): SIV = BLAKE2b-128(siv key, IV || padded),
+# stored = base64url(SIV || padded XOR XChaCha20(enc key, SIV || 8 zero bytes)).
+B64URL = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+MAX_PADDED = 256
+
+
+def pad_name(name):
+    """ISO/IEC 7816-4: 0x80, then zeros up to the next multiple of 16."""
+    p = name + b"\x80"
+    return p + b"\0" * (-len(p) % 16)
+
+
+def siv_of(siv_key, iv, padded):
+    return hashlib.blake2b(iv + padded, digest_size=16, key=siv_key).digest()
+
+
+def seal_padded(siv_key, enc_key, iv, padded):
+    siv = siv_of(siv_key, iv, padded)
+    return siv, b64url(siv + xchacha20_xor(enc_key, siv + bytes(8), padded))
+
+
+def encoded_len(n):
+    raw = 16 + len(pad_name(b"x" * n))
+    return (8 * raw + 5) // 6
+
+
+def decode_name(siv_key, enc_key, iv, encoded, max_padded=MAX_PADDED):
+    """Section 6.3, step by step. Returns (name, None) or (None, failing step)."""
+    if len(encoded) > (8 * (16 + max_padded) + 5) // 6:
+        return None, "length"
+    data = encoded.encode()
+    if not set(data) <= B64URL or len(data) % 4 == 1:
+        return None, "base64"
+    raw = base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    if b64url(raw) != encoded:  # non-zero trailing bits
+        return None, "base64"
+    n = len(raw) - 16
+    if len(raw) < 32 or n % 16 != 0 or n > max_padded:
+        return None, "length"
+    siv = raw[:16]
+    padded = xchacha20_xor(enc_key, siv + bytes(8), raw[16:])
+    if not hmac.compare_digest(siv_of(siv_key, iv, padded), siv):
+        return None, "siv"
+    body = padded.rstrip(b"\0")
+    if len(body) < 2 or body[-1] != 0x80 or len(padded) - (len(body) - 1) > 16:
+        return None, "padding"
+    name = body[:-1]
+    if name in (b".", b"..") or b"/" in name or b"\0" in name or len(name) > 255:
+        return None, "name"
+    return name, None
 
 
 def verify_crypt(path):
@@ -91,9 +174,9 @@ def verify_crypt(path):
         raw = bytes.fromhex(h["header"])
         version = struct.unpack(">H", raw[:2])[0]
         if "error" in h:
-            check(version != 1, h["name"])
+            check(version != 2, h["name"])
         else:
-            check(version == 1 and raw[2:].hex() == h["file_id"] and len(raw) == 18, h["name"])
+            check(version == 2 and raw[2:].hex() == h["file_id"] and len(raw) == 18, h["name"])
     for b in v["blocks"]:
         fid = bytes.fromhex(b["file_id"])
         ad = fid + struct.pack(">Q", b["block_number"])
@@ -120,27 +203,39 @@ def verify_crypt(path):
             check(False, b["name"] + " should fail")
         except InvalidTag:
             check(b.get("error") == "authentication failed", b["name"])
+    nk = (keys["name-siv"], keys["name-enc"])
     for n in v["names"]:
         iv = bytes.fromhex(n["dir_iv"])
         if "error" in n:
-            raw = b64url_decode(n["encoded"])
-            try:
-                xopen(keys["name-seal"], raw[:24], raw[24:], iv)
-                check(False, n["name"] + " should fail")
-            except InvalidTag:
-                pass
+            check(n["error"] == "authentication failed", n["name"] + " error class")
+            if "padded" in n:
+                siv, enc = seal_padded(*nk, iv, bytes.fromhex(n["padded"]))
+                check(siv.hex() == n["siv"] and enc == n["encoded"], n["name"] + " rebuild")
+            name, step = decode_name(*nk, iv, n["encoded"])
+            check(name is None and step == n["reject_at"], "%s rejected at %s, want %s" % (n["name"], step, n["reject_at"]))
             continue
-        nonce, enc = seal_name(keys["name-nonce"], keys["name-seal"], iv, n["plaintext"].encode())
-        check(nonce.hex() == n["synthetic_nonce"] and enc == n["encoded"], n["name"])
-        check(len(pad32(n["plaintext"].encode())) == n["padded_len"], n["name"] + " padding")
+        plain = n["plaintext"].encode()
+        padded = pad_name(plain)
+        check(padded.hex() == n["padded"], n["name"] + " padding")
+        siv, enc = seal_padded(*nk, iv, padded)
+        check(siv.hex() == n["siv"] and enc == n["encoded"], n["name"])
+        check(decode_name(*nk, iv, enc) == (plain, None), n["name"] + " decode")
         if len(enc) > 255:
             lower = "longname." + b64url(hashlib.sha256(enc.encode()).digest())
             check(lower == n["lower"] and n["sidecar"] == ".cryptfs." + lower, n["name"] + " long name")
         else:
             check(n["lower"] == enc and "sidecar" not in n, n["name"] + " lower")
+    for row in v["name_lengths"]:
+        n = row["plain_len"]
+        e = encoded_len(n)
+        check(len(pad_name(b"x" * n)) == row["padded_len"] and e == row["encoded_len"]
+              and row["long"] == (e > 255) and row["lower_len"] == (52 if e > 255 else e), "length row %d" % n)
+    xk = (keys["xattr-name-siv"], keys["xattr-name-enc"])
     for x in v["xattrs"]:
-        nonce, enc = seal_name(keys["xattr-name-nonce"], keys["xattr-name-seal"], bytes(16), x["plaintext"].encode())
-        check(nonce.hex() == x["synthetic_nonce"] and "user." + enc == x["lower"], x["name"] + " name")
+        padded = pad_name(x["plaintext"].encode())
+        siv, enc = seal_padded(*xk, bytes(16), padded)
+        check(padded.hex() == x["padded"] and siv.hex() == x["siv"] and "user." + enc == x["lower"], x["name"] + " name")
+        check(decode_name(*xk, bytes(16), enc, 160) == (x["plaintext"].encode(), None), x["name"] + " name decode")
         vn = bytes.fromhex(x["value_nonce"])
         sealed = vn + xseal(keys["xattr-value"], vn, bytes.fromhex(x["value"]), x["lower"].encode())
         check(sealed.hex() == x["sealed"], x["name"] + " value")
@@ -212,6 +307,7 @@ def verify_config(path, conf_dir):
 
 
 if __name__ == "__main__":
+    self_test_chacha20()
     verify_crypt("crypt/testdata/vectors.json")
     verify_config("crypt/config/testdata/vectors.json", "crypt/config/testdata")
     print("ok")
