@@ -185,6 +185,7 @@ func (c *Connection) Init() error {
 	initOp.MaxWrite = c.cfg.MaxWrite
 
 	initOp.Flags = 0
+	initOp.Flags2 = 0
 
 	// Tell the kernel not to use pitifully small 4 KiB writes.
 	initOp.Flags |= fusekernel.InitBigWrites
@@ -249,6 +250,11 @@ func (c *Connection) Init() error {
 			// Enable adaptive Readdirplus, allowing the kernel to choose between Readdirplus and Readdir
 			initOp.Flags |= fusekernel.InitReaddirplusAuto
 		}
+	}
+
+	// The kernel reads flags2 only when the flags say it is there.
+	if initOp.Flags2 != 0 {
+		initOp.Flags |= fusekernel.InitExt
 	}
 
 	return c.Reply(ctx, nil)
