@@ -16,6 +16,7 @@ package fuse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -615,7 +616,7 @@ func (c *Connection) Reply(ctx context.Context, opErr error) error {
 			if c.errorLogger != nil {
 				c.errorLogger.Print(writeErrMsg)
 			}
-			return fmt.Errorf(writeErrMsg)
+			return errors.New(writeErrMsg)
 		}
 		outMsg.Sglist = nil
 	}
