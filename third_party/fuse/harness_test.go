@@ -1,9 +1,12 @@
+//go:build linux
+
 package fuse_test
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,6 +44,8 @@ type serverOptions struct {
 	Transport string `json:"transport"` // "", "dev", "auto" or "uring"
 	Poll      bool   `json:"poll"`      // adaptive polling of /dev/fuse
 	Depth     int    `json:"depth"`     // io_uring queue depth (0: the default)
+
+	Env []string `json:"-"` // more environment for the serving process
 }
 
 type statsReply struct {
@@ -128,11 +133,23 @@ type testServer struct {
 // the test where it cannot run (not root, no /dev/fuse).
 func startServer(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
+	s, err := launch(t, opts)
+	if err != nil {
+		t.Fatalf("serving process: %v", err)
+	}
+	return s
+}
+
+// launch starts a serving process; its error is the process's own report
+// if it could not mount.
+func launch(t *testing.T, opts serverOptions) (*testServer, error) {
+	t.Helper()
 	requireFUSE(t)
 	dir := t.TempDir()
 	optJSON, _ := json.Marshal(opts)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "FUSETEST_SERVE=1", "FUSETEST_MOUNTPOINT="+dir, "FUSETEST_OPTIONS="+string(optJSON))
+	cmd.Env = append(cmd.Env, opts.Env...)
 	stdin, stdinW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -156,16 +173,16 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 
 	line, err := s.readLine(10 * time.Second)
 	if err != nil {
-		t.Fatalf("serving process: %v", err)
+		return nil, err
 	}
 	rest, ok := strings.CutPrefix(line, "ready ")
 	if !ok {
-		t.Fatalf("serving process: %s", line)
+		return s, errors.New(line)
 	}
 	if err := json.Unmarshal([]byte(rest), &s.status); err != nil {
-		t.Fatalf("serving process's ready line %q: %v", line, err)
+		return nil, fmt.Errorf("ready line %q: %v", line, err)
 	}
-	return s
+	return s, nil
 }
 
 func requireFUSE(t *testing.T) {
@@ -325,5 +342,5 @@ func opName(op any) string {
 	case *fuseops.StatFSOp:
 		return "STATFS"
 	}
-	return fmt.Sprintf("%T", op)
+	return fmt.Sprintf("%T%v", op, op)
 }

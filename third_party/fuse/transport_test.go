@@ -1,3 +1,5 @@
+//go:build linux
+
 package fuse_test
 
 import (
@@ -16,6 +18,7 @@ import (
 // transports are the ways of serving that every test runs with.
 var transports = []serverOptions{
 	{Transport: "dev"},
+	{Transport: "uring"},
 }
 
 func forEachTransport(t *testing.T, f func(t *testing.T, opts serverOptions)) {
@@ -24,7 +27,13 @@ func forEachTransport(t *testing.T, f func(t *testing.T, opts serverOptions)) {
 		if opts.Poll {
 			name += "+poll"
 		}
-		t.Run(name, func(t *testing.T) { f(t, opts) })
+		t.Run(name, func(t *testing.T) {
+			if opts.Transport == "uring" {
+				requireFUSE(t)
+				setEnableURing(t, true)
+			}
+			f(t, opts)
+		})
 	}
 }
 

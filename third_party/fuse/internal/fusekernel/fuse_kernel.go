@@ -857,3 +857,39 @@ type NotifyInvalEntryOut struct {
 type SyncFSIn struct {
 	Padding uint64
 }
+
+// FUSE over io_uring (protocol 7.42, Linux 6.14): the commands the daemon
+// sends as IORING_OP_URING_CMD on /dev/fuse, and the buffers it registers.
+const (
+	URingCmdRegister       = 1 // register an entry's buffers, then wait for a request
+	URingCmdCommitAndFetch = 2 // send the entry's reply, then wait for the next request
+
+	URingInOutHeaderSize = 128 // URingReqHeader.InOut
+	URingOpInOutSize     = 128 // URingReqHeader.OpIn
+)
+
+// URingEntInOut ends each entry's header buffer: written by the kernel with
+// a request, by the daemon with its reply.
+type URingEntInOut struct {
+	Flags     uint64
+	CommitID  uint64 // the request's unique, to be sent back in URingCmdReq
+	PayloadSz uint32 // bytes of the payload buffer in use
+	Padding   uint32
+	Reserved  uint64
+}
+
+// URingReqHeader is the first of an entry's two buffers (struct
+// fuse_uring_req_header); the second holds the payload.
+type URingReqHeader struct {
+	InOut        [URingInOutHeaderSize]byte // InHeader of a request, OutHeader of a reply
+	OpIn         [URingOpInOutSize]byte     // the request's first argument (its fixed-size struct)
+	RingEntInOut URingEntInOut
+}
+
+// URingCmdReq is the command in an SQE's 80-byte command area.
+type URingCmdReq struct {
+	Flags    uint64
+	CommitID uint64
+	Qid      uint16
+	Padding  [6]uint8
+}
