@@ -26,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/internal/buffer"
@@ -113,6 +114,10 @@ type Connection struct {
 
 	// The /dev/fuse source (this Connection's own ReadOp) has ended.
 	devEnded bool
+
+	// Adaptive polling of /dev/fuse (MountConfig.EnableAdaptivePolling);
+	// nil when off. Used by the reader of /dev/fuse only.
+	poller *devPoller
 }
 
 const maxEarlyInterrupts = 256
@@ -330,6 +335,10 @@ func (c *Connection) Init() error {
 	if c.cfg.Transport == TransportURing && c.status.Transport != TransportURing {
 		c.stopRings()
 		return fmt.Errorf("FUSE over io_uring: %s", c.status.Fallback)
+	}
+	if c.cfg.EnableAdaptivePolling && c.status.Transport == TransportDev {
+		c.poller = newDevPoller(int(c.dev.Fd()), c.cfg.AdaptivePollingMax)
+		c.status.AdaptivePolling = c.poller != nil
 	}
 	return nil
 }
@@ -568,8 +577,15 @@ func (c *Connection) readMessage() (*buffer.InMessage, error) {
 
 	// Loop past transient errors.
 	for {
-		// Attempt a read.
-		err := m.Init(c.dev)
+		// Attempt a read, polling first if asked to.
+		var err error
+		if c.poller != nil && !c.poller.wait() {
+			start := time.Now()
+			err = m.Init(c.dev)
+			c.poller.slept(time.Since(start))
+		} else {
+			err = m.Init(c.dev)
+		}
 
 		// Special cases:
 		//

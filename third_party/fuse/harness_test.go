@@ -118,7 +118,7 @@ func serveMain() int {
 
 // testServer is a running serving process, seen from the test.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	cmd    *exec.Cmd
 	stdin  *os.File
@@ -131,7 +131,7 @@ type testServer struct {
 
 // startServer mounts memFS on a new directory from a new process. It skips
 // the test where it cannot run (not root, no /dev/fuse).
-func startServer(t *testing.T, opts serverOptions) *testServer {
+func startServer(t testing.TB, opts serverOptions) *testServer {
 	t.Helper()
 	s, err := launch(t, opts)
 	if err != nil {
@@ -142,7 +142,7 @@ func startServer(t *testing.T, opts serverOptions) *testServer {
 
 // launch starts a serving process; its error is the process's own report
 // if it could not mount.
-func launch(t *testing.T, opts serverOptions) (*testServer, error) {
+func launch(t testing.TB, opts serverOptions) (*testServer, error) {
 	t.Helper()
 	requireFUSE(t)
 	dir := t.TempDir()
@@ -185,7 +185,7 @@ func launch(t *testing.T, opts serverOptions) (*testServer, error) {
 	return s, nil
 }
 
-func requireFUSE(t *testing.T) {
+func requireFUSE(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting needs root")

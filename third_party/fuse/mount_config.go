@@ -21,6 +21,7 @@ import (
 	"log"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Optional configuration accepted by Mount.
@@ -298,6 +299,17 @@ type MountConfig struct {
 	// TransportURing fails before mounting when the kernel will not offer
 	// io_uring.
 	Transport Transport
+
+	// Linux only. Adaptive polling of /dev/fuse: before it sleeps in read(2),
+	// the reader polls the device for a short window (from 2 µs up to
+	// AdaptivePollingMax, 50 µs if zero), which grows while requests arrive
+	// within it and shrinks to nothing while they do not. It costs CPU (at
+	// most the window per request, none when idle) and saves the wakeup of a
+	// sleeping reader for a caller that sends requests back to back from
+	// another CPU. Not used for io_uring queues (their thread sleeps on its
+	// own CPU, which the caller leaves when it waits).
+	EnableAdaptivePolling bool
+	AdaptivePollingMax    time.Duration
 
 	// Linux only. With io_uring, the number of requests each queue can hold
 	// at once (0: 16); more wait in the kernel. Each entry has a buffer of

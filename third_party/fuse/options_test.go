@@ -21,6 +21,7 @@ func configure(cfg *fuse.MountConfig, o serverOptions) error {
 		cfg.Transport = t
 	}
 	cfg.URingQueueDepth = o.Depth
+	cfg.EnableAdaptivePolling = o.Poll
 	return nil
 }
 
@@ -51,7 +52,7 @@ const enableURing = "/sys/module/fuse/parameters/enable_uring"
 // setEnableURing sets the fuse module's enable_uring parameter for the rest
 // of the test and puts the old value back afterwards. It skips the test
 // where the kernel has no FUSE over io_uring.
-func setEnableURing(t *testing.T, on bool) {
+func setEnableURing(t testing.TB, on bool) {
 	t.Helper()
 	old, err := os.ReadFile(enableURing)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 // transports are the ways of serving that every test runs with.
 var transports = []serverOptions{
 	{Transport: "dev"},
+	{Transport: "dev", Poll: true},
 	{Transport: "uring"},
 }
 
@@ -73,6 +74,9 @@ func cpus(t *testing.T) []int {
 func TestBasicOps(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, opts serverOptions) {
 		s := startServer(t, opts)
+		if s.status["transport"] != map[bool]string{true: "uring", false: "dev"}[opts.Transport == "uring"] || s.status["polling"] != opts.Poll {
+			t.Fatalf("status %v for %+v", s.status, opts)
+		}
 
 		fi, err := os.Stat(s.path(noteName))
 		if err != nil || fi.Size() != 4 {

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func startURing(t *testing.T, opts serverOptions) *testServer {
+func startURing(t testing.TB, opts serverOptions) *testServer {
 	t.Helper()
 	requireFUSE(t)
 	setEnableURing(t, true)
