@@ -16,6 +16,7 @@ package fuse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -23,7 +24,9 @@ import (
 	"path"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/internal/buffer"
@@ -83,7 +86,41 @@ type Connection struct {
 
 	// Size of the buffer to allocate for each InMessage.
 	inMessageBufSize int
+
+	// Interrupts of requests not (yet) read: with several sources of
+	// requests, an INTERRUPT read from /dev/fuse can overtake its request,
+	// still on its way out of an io_uring queue. Kept for beginOp, at most
+	// maxEarlyInterrupts of them (unique IDs are never reused).
+	//
+	// GUARDED_BY(mu)
+	earlyInterrupts     map[uint64]struct{}
+	earlyInterruptOrder []uint64
+
+	// FUSE over io_uring: the queues (nil if not set up), and what the
+	// connection ended up using.
+	rings  *ringSet
+	status TransportStatus
+
+	// With several sources of requests (the io_uring queues and /dev/fuse),
+	// how many have not yet reached their end, and a channel closed when
+	// none is left: each source's ReadOp returns io.EOF only then.
+	sourcesLeft atomic.Int32
+	sourcesDone chan struct{}
+
+	// Set on the Connection given to ServeOps for an io_uring queue: the
+	// connection it belongs to, and the queue.
+	main  *Connection
+	queue *ringQueue
+
+	// The /dev/fuse source (this Connection's own ReadOp) has ended.
+	devEnded bool
+
+	// Adaptive polling of /dev/fuse (MountConfig.EnableAdaptivePolling);
+	// nil when off. Used by the reader of /dev/fuse only.
+	poller *devPoller
 }
+
+const maxEarlyInterrupts = 256
 
 // State that is maintained for each in-flight op. This is stuffed into the
 // context that the user uses to reply to the op.
@@ -92,6 +129,7 @@ type opState struct {
 	outMsg *buffer.OutMessage
 	op     interface{}
 	wlog   *WireLogRecord
+	ent    *ringEntry // the io_uring entry the request came in (nil: /dev/fuse)
 }
 
 // Return the current wirelog record from the context if the MountConfig
@@ -178,6 +216,7 @@ func (c *Connection) Init() error {
 	noOpenSupport := initOp.Flags&fusekernel.InitNoOpenSupport > 0
 	noOpendirSupport := initOp.Flags&fusekernel.InitNoOpendirSupport > 0
 	asyncDIO := initOp.Flags&fusekernel.InitAsyncDIO > 0
+	kernelFlags2 := initOp.Flags2
 
 	// Respond to the init op.
 	initOp.Library = c.protocol
@@ -185,6 +224,7 @@ func (c *Connection) Init() error {
 	initOp.MaxWrite = c.cfg.MaxWrite
 
 	initOp.Flags = 0
+	initOp.Flags2 = 0
 
 	// Tell the kernel not to use pitifully small 4 KiB writes.
 	initOp.Flags |= fusekernel.InitBigWrites
@@ -251,7 +291,121 @@ func (c *Connection) Init() error {
 		}
 	}
 
-	return c.Reply(ctx, nil)
+	// FUSE over io_uring: the queues are set up before the kernel is told,
+	// registered once it has the reply (it sizes its ring from it).
+	c.status.Transport = TransportDev
+	if c.cfg.Transport != TransportDev {
+		switch {
+		case kernelFlags2&fusekernel.InitOverIoUring == 0:
+			c.status.Fallback = fmt.Sprintf("the kernel does not offer it (fuse enable_uring is %s)", uringEnabledParam())
+		default:
+			rings, err := c.startRings()
+			if err != nil {
+				c.status.Fallback = err.Error()
+			} else {
+				c.rings = rings
+				initOp.Flags2 |= fusekernel.InitOverIoUring
+			}
+		}
+	}
+
+	// The kernel reads flags2 only when the flags say it is there.
+	if initOp.Flags2 != 0 {
+		initOp.Flags |= fusekernel.InitExt
+	}
+
+	if err := c.Reply(ctx, nil); err != nil {
+		c.stopRings()
+		return err
+	}
+
+	if c.rings != nil {
+		if err := c.rings.register(); err != nil {
+			// The kernel fell back to /dev/fuse at the first refusal. The
+			// queues that did register stay until the connection ends: the
+			// kernel keeps their buffers.
+			c.status.Fallback = err.Error()
+		} else {
+			c.status.Transport = TransportURing
+			c.status.Queues = len(c.rings.queues)
+			c.status.QueueDepth = c.rings.queues[0].queueDepth()
+			c.status.Pinned = c.rings.pinned()
+		}
+	}
+	if c.cfg.Transport == TransportURing && c.status.Transport != TransportURing {
+		c.stopRings()
+		return fmt.Errorf("FUSE over io_uring: %s", c.status.Fallback)
+	}
+	if c.cfg.EnableAdaptivePolling && c.status.Transport == TransportDev {
+		c.poller = newDevPoller(int(c.dev.Fd()), c.cfg.AdaptivePollingMax)
+		c.status.AdaptivePolling = c.poller != nil
+	}
+	return nil
+}
+
+// stopRings closes the io_uring queues (a no-op without them).
+func (c *Connection) stopRings() {
+	if c.rings != nil {
+		c.rings.stop()
+		c.rings = nil
+	}
+}
+
+// Status says how the connection talks to the kernel.
+func (c *Connection) Status() TransportStatus {
+	return c.root().status
+}
+
+// Queue is the io_uring queue (and so the CPU) whose requests this
+// Connection's ReadOp returns, or -1 for /dev/fuse.
+func (c *Connection) Queue() int {
+	if c.queue == nil {
+		return -1
+	}
+	return c.queue.id()
+}
+
+func (c *Connection) root() *Connection {
+	if c.main != nil {
+		return c.main
+	}
+	return c
+}
+
+// serve runs the server until the connection ends: ServeOps once, or with
+// io_uring once per queue on the queue's goroutine and once for /dev/fuse.
+func (c *Connection) serve(server Server) {
+	if c.rings == nil || !c.rings.active {
+		server.ServeOps(c)
+	} else {
+		queues := c.rings.queues
+		c.sourcesDone = make(chan struct{})
+		c.sourcesLeft.Store(int32(len(queues) + 1))
+		var wg sync.WaitGroup
+		for _, q := range queues {
+			wg.Add(1)
+			q.do(func() {
+				defer wg.Done()
+				server.ServeOps(q.handle)
+				q.drain()
+			})
+		}
+		server.ServeOps(c)
+		wg.Wait()
+	}
+	c.stopRings()
+}
+
+// sourceEnded waits, with several sources of requests, until all of them
+// have ended.
+func (c *Connection) sourceEnded() {
+	if c.sourcesDone == nil {
+		return
+	}
+	if c.sourcesLeft.Add(-1) == 0 {
+		close(c.sourcesDone)
+	}
+	<-c.sourcesDone
 }
 
 // Log information for an operation with the given ID. calldepth is the depth
@@ -288,10 +442,13 @@ func (c *Connection) debugLog(
 	c.debugLogger.Println(msg)
 }
 
+// recordCancelFunc reports whether the request has been interrupted
+// already (its INTERRUPT overtook it).
+//
 // LOCKS_EXCLUDED(c.mu)
 func (c *Connection) recordCancelFunc(
 	fuseID uint64,
-	f func()) {
+	f func()) (interrupted bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -300,6 +457,14 @@ func (c *Connection) recordCancelFunc(
 	}
 
 	c.cancelFuncs[fuseID] = f
+
+	if len(c.earlyInterrupts) > 0 {
+		if _, ok := c.earlyInterrupts[fuseID]; ok {
+			delete(c.earlyInterrupts, fuseID)
+			return true
+		}
+	}
+	return false
 }
 
 // Set up state for an op that is about to be returned to the user, given its
@@ -325,7 +490,9 @@ func (c *Connection) beginOp(
 	if opCode != fusekernel.OpForget {
 		var cancel func()
 		ctx, cancel = context.WithCancel(ctx)
-		c.recordCancelFunc(fuseID, cancel)
+		if c.recordCancelFunc(fuseID, cancel) {
+			cancel()
+		}
 	}
 
 	return ctx
@@ -381,6 +548,21 @@ func (c *Connection) handleInterrupt(fuseID uint64) {
 	// Cf. http://comments.gmane.org/gmane.comp.file-systems.fuse.devel/14675
 	cancel, ok := c.cancelFuncs[fuseID]
 	if !ok {
+		// With io_uring, the request may not have been read yet: it comes
+		// through its queue while the INTERRUPT comes through /dev/fuse.
+		// Remember the ID for beginOp (if the request was answered already,
+		// the ID is never seen again and ages out).
+		if c.rings != nil {
+			if c.earlyInterrupts == nil {
+				c.earlyInterrupts = make(map[uint64]struct{})
+			}
+			if len(c.earlyInterruptOrder) >= maxEarlyInterrupts {
+				delete(c.earlyInterrupts, c.earlyInterruptOrder[0])
+				c.earlyInterruptOrder = c.earlyInterruptOrder[1:]
+			}
+			c.earlyInterrupts[fuseID] = struct{}{}
+			c.earlyInterruptOrder = append(c.earlyInterruptOrder, fuseID)
+		}
 		return
 	}
 
@@ -395,8 +577,15 @@ func (c *Connection) readMessage() (*buffer.InMessage, error) {
 
 	// Loop past transient errors.
 	for {
-		// Attempt a read.
-		err := m.Init(c.dev)
+		// Attempt a read, polling first if asked to.
+		var err error
+		if c.poller != nil && !c.poller.wait() {
+			start := time.Now()
+			err = m.Init(c.dev)
+			c.poller.slept(time.Since(start))
+		} else {
+			err = m.Init(c.dev)
+		}
 
 		// Special cases:
 		//
@@ -469,10 +658,21 @@ func (c *Connection) writeMessage(msg []byte) error {
 //
 // LOCKS_EXCLUDED(c.mu)
 func (c *Connection) ReadOp() (_ context.Context, op interface{}, _ error) {
+	if c.queue != nil {
+		return c.queue.readOp()
+	}
+	if c.devEnded {
+		return nil, nil, io.EOF
+	}
+
 	// Keep going until we find a request we know how to convert.
 	for {
 		// Read the next message from the kernel.
 		inMsg, err := c.readMessage()
+		if err == io.EOF {
+			c.devEnded = true
+			c.sourceEnded()
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -502,7 +702,7 @@ func (c *Connection) ReadOp() (_ context.Context, op interface{}, _ error) {
 		if c.wireLogger != nil {
 			wlog = NewWireLogRecord()
 		}
-		ctx = context.WithValue(ctx, contextKey, opState{inMsg, outMsg, op, wlog})
+		ctx = context.WithValue(ctx, contextKey, opState{inMsg, outMsg, op, wlog, nil})
 
 		// Return the op to the user.
 		return ctx, op, nil
@@ -552,6 +752,8 @@ var writeLock sync.Mutex
 //
 // LOCKS_EXCLUDED(c.mu)
 func (c *Connection) Reply(ctx context.Context, opErr error) error {
+	c = c.root()
+
 	// Extract the state we stuffed in earlier.
 	var key interface{} = contextKey
 	foo := ctx.Value(key)
@@ -573,8 +775,14 @@ func (c *Connection) Reply(ctx context.Context, opErr error) error {
 			callback()
 		}
 
-		// Make sure we destroy the messages when we're done.
-		c.putInMessage(inMsg)
+		// Make sure we destroy the messages when we're done. An io_uring
+		// entry's message is the entry's own: committing the reply hands it
+		// back to the kernel, which may put the next request in it at once.
+		if state.ent != nil {
+			state.ent.commit()
+		} else {
+			c.putInMessage(inMsg)
+		}
 		c.putOutMessage(outMsg)
 	}()
 
@@ -602,14 +810,24 @@ func (c *Connection) Reply(ctx context.Context, opErr error) error {
 	// Send the reply to the kernel, if one is required.
 	noResponse := c.kernelResponse(outMsg, inMsg.Header().Unique, op, opErr)
 
-	if !noResponse {
+	if state.ent != nil {
+		// An io_uring entry must be committed to get it back, whatever the
+		// op (the kernel sends no reply-less op over io_uring); the commit
+		// goes out once the callback has run (see above).
+		errno := outMsg.OutHeader().Error
+		if noResponse {
+			errno = -int32(syscall.EIO)
+		}
+		state.ent.fill(errno, outMsg)
+		outMsg.Sglist = nil
+	} else if !noResponse {
 		err := c.writeOutMessage(outMsg)
 		if err != nil {
 			writeErrMsg := fmt.Sprintf("writeMessage: %v %v", err, outMsg.OutHeaderBytes())
 			if c.errorLogger != nil {
 				c.errorLogger.Print(writeErrMsg)
 			}
-			return fmt.Errorf(writeErrMsg)
+			return errors.New(writeErrMsg)
 		}
 		outMsg.Sglist = nil
 	}
@@ -665,6 +883,8 @@ func (c *Connection) sanitizeMaxPagesAndWrite() error {
 func (c *Connection) close() error {
 	// Posix doesn't say that close can be called concurrently with read or
 	// write, but luckily we exclude the possibility of a race by requiring the
-	// user to respond to all ops first.
+	// user to respond to all ops first. The io_uring rings go first: their
+	// commands hold /dev/fuse open.
+	c.stopRings()
 	return c.dev.Close()
 }

@@ -595,11 +595,17 @@ func convertInMessage(
 			return nil, errors.New("Corrupt OpInit")
 		}
 
-		o = &initOp{
+		initOp := &initOp{
 			Kernel:       fusekernel.Protocol{in.Major, in.Minor},
 			MaxReadahead: in.MaxReadahead,
 			Flags:        fusekernel.InitFlags(in.Flags),
 		}
+		if initOp.Flags&fusekernel.InitExt != 0 {
+			if ext := (*fusekernel.InitInExt)(inMsg.Consume(unsafe.Sizeof(fusekernel.InitInExt{}))); ext != nil {
+				initOp.Flags2 = fusekernel.InitFlags2(ext.Flags2)
+			}
+		}
+		o = initOp
 
 	case fusekernel.OpLink:
 		type input fusekernel.LinkIn
@@ -1030,6 +1036,7 @@ func (c *Connection) kernelResponseForOp(
 		out.Minor = o.Library.Minor
 		out.MaxReadahead = o.MaxReadahead
 		out.Flags = uint32(o.Flags)
+		out.Flags2 = uint32(o.Flags2)
 		// Default values
 		out.MaxBackground = 12
 		out.CongestionThreshold = 9

@@ -53,6 +53,14 @@ func Mount(
 		joinStatusAvailable: make(chan struct{}),
 	}
 
+	// A transport that cannot work fails before anything is mounted (once
+	// mounted, a failed Init leaves a dead mount for the caller to unmount).
+	if config.Transport == TransportURing {
+		if err := uringAvailable(); err != nil {
+			return nil, err
+		}
+	}
+
 	// Begin the mounting process, which will continue in the background.
 	if config.DebugLogger != nil {
 		config.DebugLogger.Println("Beginning the mounting kickoff process")
@@ -89,9 +97,11 @@ func Mount(
 		config.DebugLogger.Println("Successfully created the connection")
 	}
 
+	mfs.conn = connection
+
 	// Serve the connection in the background. When done, set the join status.
 	go func() {
-		server.ServeOps(connection)
+		connection.serve(server)
 		mfs.joinStatus = connection.close()
 		close(mfs.joinStatusAvailable)
 	}()

@@ -21,6 +21,7 @@ import (
 	"log"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Optional configuration accepted by Mount.
@@ -274,6 +275,47 @@ type MountConfig struct {
 	// If MaxPages is set but MaxWrite is unset, MaxWrite will be limited based
 	// on MaxPages (i.e., MaxPages * PageSize).
 	MaxPages uint16
+
+	// Linux only. How requests travel between the kernel and the file
+	// system: /dev/fuse (TransportDev, the zero value), FUSE over io_uring
+	// where the kernel offers it (TransportAuto), or io_uring or no mount
+	// (TransportURing). MountedFileSystem.Transport says which is in use.
+	//
+	// With io_uring, the kernel queues each request on the queue of the CPU
+	// its caller runs on, and every CPU has a queue served by a goroutine
+	// locked to an OS thread pinned to that CPU: Mount calls the Server's
+	// ServeOps once on each of those goroutines, each with a Connection of
+	// its own, and once more for the requests that still come through
+	// /dev/fuse (FORGET and BATCH_FORGET; INTERRUPT is handled by the
+	// library). So with a transport other than TransportDev, ServeOps runs
+	// several times at once and must allow it. It should serve cheap ops on
+	// the goroutine that read them (that is what keeps a request on its
+	// caller's CPU) and call ReadOp only from the goroutine ServeOps was
+	// called on. The calls' ReadOps return io.EOF together, once the
+	// connection is gone: after the first io.EOF no call gets another op
+	// (so a WaitGroup shared by the calls is safe). An op's buffers
+	// (WriteFileOp.Data, ReadFileOp.Dst) are the queue entry's and belong
+	// to the kernel again once the op is replied to: never keep them.
+	// TransportURing fails before mounting when the kernel will not offer
+	// io_uring.
+	Transport Transport
+
+	// Linux only. Adaptive polling of /dev/fuse: before it sleeps in read(2),
+	// the reader polls the device for a short window (from 2 µs up to
+	// AdaptivePollingMax, 50 µs if zero), which grows while requests arrive
+	// within it and shrinks to nothing while they do not. It costs CPU (at
+	// most the window per request, none when idle) and saves the wakeup of a
+	// sleeping reader for a caller that sends requests back to back from
+	// another CPU. Not used for io_uring queues (their thread sleeps on its
+	// own CPU, which the caller leaves when it waits).
+	EnableAdaptivePolling bool
+	AdaptivePollingMax    time.Duration
+
+	// Linux only. With io_uring, the number of requests each queue can hold
+	// at once (0: 16); more wait in the kernel. Each entry has a buffer of
+	// MaxPages pages (1 MiB by default), touched only as far as requests and
+	// replies fill it (the kernel reuses the entry it got back last).
+	URingQueueDepth int
 
 	// If set, this specifies the maximum size in bytes of a write request
 	// that the FUSE connection will support. This will be passed to the kernel

@@ -27,6 +27,18 @@ type MountedFileSystem struct {
 	// The result to return from Join. Not valid until the channel is closed.
 	joinStatus          error
 	joinStatusAvailable chan struct{}
+
+	conn *Connection
+}
+
+// Transport says how the file system talks to the kernel: /dev/fuse or FUSE
+// over io_uring (see MountConfig.Transport), and if io_uring was asked for
+// but is not in use, why.
+func (mfs *MountedFileSystem) Transport() TransportStatus {
+	if mfs.conn == nil {
+		return TransportStatus{}
+	}
+	return mfs.conn.Status()
 }
 
 // Dir returns the directory on which the file system is mounted (or where we

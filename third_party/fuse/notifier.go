@@ -120,6 +120,12 @@ type notifierServer struct {
 }
 
 func (s *notifierServer) ServeOps(c *Connection) {
+	if c.queue != nil {
+		// An io_uring queue's ServeOps (MountConfig.Transport): the
+		// notifications go with the /dev/fuse one.
+		s.s.ServeOps(c)
+		return
+	}
 	terminate := make(chan struct{})
 
 	go s.n.notify(c, terminate)

@@ -37,7 +37,8 @@ type initOp struct {
 	Kernel fusekernel.Protocol
 
 	// In/out
-	Flags fusekernel.InitFlags
+	Flags  fusekernel.InitFlags
+	Flags2 fusekernel.InitFlags2 // only with InitExt in Flags
 
 	// Out
 	Library       fusekernel.Protocol

@@ -94,14 +94,16 @@ func NewFileSystemServer(fs FileSystem) fuse.Server {
 type fileSystemServer struct {
 	fs          FileSystem
 	opsInFlight sync.WaitGroup
+	destroy     sync.Once
 }
 
 func (s *fileSystemServer) ServeOps(c *fuse.Connection) {
 	// When we are done, we clean up by waiting for all in-flight ops then
-	// destroying the file system.
+	// destroying the file system (once: with MountConfig.Transport, ServeOps
+	// runs once per source of requests).
 	defer func() {
 		s.opsInFlight.Wait()
-		s.fs.Destroy()
+		s.destroy.Do(s.fs.Destroy)
 	}()
 
 	for {

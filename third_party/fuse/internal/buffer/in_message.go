@@ -115,6 +115,24 @@ func (m *InMessage) Init(r io.Reader) error {
 	return nil
 }
 
+// InitFromBuffer makes m the message in the first n bytes of storage,
+// which m then uses as its own: the bytes after the message are what
+// GetFree hands out. Used where the kernel has already written the message
+// into memory the caller owns (FUSE over io_uring).
+func (m *InMessage) InitFromBuffer(storage []byte, n int) error {
+	const headerSize = int(unsafe.Sizeof(fusekernel.InHeader{}))
+	if n < headerSize || n > len(storage) {
+		return fmt.Errorf("message of %d bytes in a buffer of %d", n, len(storage))
+	}
+	m.storage = storage
+	m.size = n
+	m.remaining = storage[headerSize:n]
+	if int(m.Header().Len) != n {
+		return fmt.Errorf("header says %d bytes, but the message has %d", m.Header().Len, n)
+	}
+	return nil
+}
+
 // Return a reference to the header read in the most recent call to Init.
 func (m *InMessage) Header() *fusekernel.InHeader {
 	return (*fusekernel.InHeader)(unsafe.Pointer(&m.storage[0]))

@@ -289,6 +289,23 @@ const (
 	InitCaseSensitive InitFlags = 1 << 29 // OS X only
 	InitVolRename     InitFlags = 1 << 30 // OS X only
 	InitXtimes        InitFlags = 1 << 31 // OS X only
+
+	// Linux: fuse_init_in and fuse_init_out carry flags2, the high 32 bits
+	// of the INIT flags (protocol 7.36, Linux 5.17). The same bit as the OS X
+	// only InitVolRename.
+	InitExt InitFlags = 1 << 30
+)
+
+// InitFlags2 are the high 32 bits of the INIT flags: fuse_init_in.flags2
+// and fuse_init_out.flags2, read by the other side only when the flags
+// carry InitExt. Bit n here is bit 32+n of the kernel's 64-bit flags.
+type InitFlags2 uint32
+
+const (
+	// The file system can serve requests over io_uring (FUSE_OVER_IO_URING,
+	// protocol 7.42, Linux 6.14). The kernel offers it only while the fuse
+	// module's enable_uring parameter is set.
+	InitOverIoUring InitFlags2 = 1 << (41 - 32)
 )
 
 type flagName struct {
@@ -754,6 +771,13 @@ type InitIn struct {
 
 const InitInSize = int(unsafe.Sizeof(InitIn{}))
 
+// InitInExt follows InitIn from protocol 7.36 on; Flags2 is valid when
+// InitIn.Flags has InitExt.
+type InitInExt struct {
+	Flags2 uint32
+	Unused [11]uint32
+}
+
 type InitOut struct {
 	Major               uint32
 	Minor               uint32
@@ -765,7 +789,8 @@ type InitOut struct {
 	TimeGran            uint32
 	MaxPages            uint16
 	MapAlignment        uint16
-	Unused              [8]uint32
+	Flags2              uint32 // read by the kernel when Flags has InitExt
+	Unused              [7]uint32
 }
 
 type InterruptIn struct {
@@ -831,4 +856,40 @@ type NotifyInvalEntryOut struct {
 
 type SyncFSIn struct {
 	Padding uint64
+}
+
+// FUSE over io_uring (protocol 7.42, Linux 6.14): the commands the daemon
+// sends as IORING_OP_URING_CMD on /dev/fuse, and the buffers it registers.
+const (
+	URingCmdRegister       = 1 // register an entry's buffers, then wait for a request
+	URingCmdCommitAndFetch = 2 // send the entry's reply, then wait for the next request
+
+	URingInOutHeaderSize = 128 // URingReqHeader.InOut
+	URingOpInOutSize     = 128 // URingReqHeader.OpIn
+)
+
+// URingEntInOut ends each entry's header buffer: written by the kernel with
+// a request, by the daemon with its reply.
+type URingEntInOut struct {
+	Flags     uint64
+	CommitID  uint64 // the request's unique, to be sent back in URingCmdReq
+	PayloadSz uint32 // bytes of the payload buffer in use
+	Padding   uint32
+	Reserved  uint64
+}
+
+// URingReqHeader is the first of an entry's two buffers (struct
+// fuse_uring_req_header); the second holds the payload.
+type URingReqHeader struct {
+	InOut        [URingInOutHeaderSize]byte // InHeader of a request, OutHeader of a reply
+	OpIn         [URingOpInOutSize]byte     // the request's first argument (its fixed-size struct)
+	RingEntInOut URingEntInOut
+}
+
+// URingCmdReq is the command in an SQE's 80-byte command area.
+type URingCmdReq struct {
+	Flags    uint64
+	CommitID uint64
+	Qid      uint16
+	Padding  [6]uint8
 }
