@@ -24,7 +24,7 @@ func newInfo(e env) *cobra.Command {
 			if features == "" {
 				features = "(none)"
 			}
-			fmt.Fprintf(e.stdout, "Config:        %s\nFormat:        version %d\nFeatures:      %s\nKDF:           %s, time=%d, memory=%d KiB, threads=%d\nContent:       XChaCha20-Poly1305, 4096-byte blocks\nNames:         XChaCha20-Poly1305 with synthetic nonces, base64url\n",
+			fmt.Fprintf(e.stdout, "Config:        %s\nFormat:        version %d\nFeatures:      %s\nKDF:           %s, time=%d, memory=%d KiB, threads=%d\nContent:       XChaCha20-Poly1305, 4096-byte blocks\nNames:         SIV (BLAKE2b-128 tag, XChaCha20), base64url\n",
 				path, cfg.Version, features, cfg.KDF.Algorithm, cfg.KDF.Time, cfg.KDF.MemoryKiB, cfg.KDF.Threads)
 			return nil
 		},

@@ -273,10 +273,19 @@ func TestReliabilityTamperContent(t *testing.T) {
 		},
 		{
 			name:   "header's version changed",
-			tamper: func(t *testing.T, tr *tamperTree) { patch(t, tr.lower["a"], 0, []byte{0, 2}) },
+			tamper: func(t *testing.T, tr *tamperTree) { patch(t, tr.lower["a"], 0, []byte{0, 3}) },
 			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
 				_, err := os.ReadFile(filepath.Join(m.Dir, "a"))
-				wantErrno(t, err, unix.EIO, "reading a file whose header has version 2")
+				wantErrno(t, err, unix.EIO, "reading a file whose header has version 3")
+			},
+			fsck: func(tr *tamperTree) []string { return []string{"header:" + tr.lower["a"]} },
+		},
+		{
+			name:   "header of the pre-release version 1",
+			tamper: func(t *testing.T, tr *tamperTree) { patch(t, tr.lower["a"], 0, []byte{0, 1}) },
+			check: func(t *testing.T, tr *tamperTree, m *cryptfstest.Mount) {
+				_, err := os.ReadFile(filepath.Join(m.Dir, "a"))
+				wantErrno(t, err, unix.EIO, "reading a file whose header has version 1")
 			},
 			fsck: func(tr *tamperTree) []string { return []string{"header:" + tr.lower["a"]} },
 		},
@@ -649,14 +658,15 @@ func TestReliabilityTamperConfig(t *testing.T) {
 	}{
 		{"feature flag added", `"features": [],`, "\"features\": [\n    \"deterministic-names\"\n  ],", 10, false, "wrong password"},
 		{"unknown feature flag", `"features": [],`, "\"features\": [\n    \"zz-future\"\n  ],", 12, false, "newer cryptfs"},
-		{"format version raised", `"version": 1,`, `"version": 2,`, 12, false, "newer cryptfs"},
+		{"format version raised", `"version": 2,`, `"version": 3,`, 12, false, "newer cryptfs"},
+		{"pre-release format version 1", `"version": 2,`, `"version": 1,`, 12, false, "pre-release"},
 		{"KDF time changed", `"time": 1,`, `"time": 2,`, 10, false, "wrong password"},
 		{"KDF memory changed", `"memory_kib": 1024,`, `"memory_kib": 2048,`, 10, false, "wrong password"},
 		{"KDF threads changed", `"threads": 1,`, `"threads": 2,`, 10, false, "wrong password"},
 		{"salt changed", `"salt": "`, `"salt": "AAAA`, 10, false, "wrong password"},
 		{"wrapped key changed", `"wrapped_key": "`, `"wrapped_key": "AAAA`, 10, false, "wrong password"},
 		{"key check changed", `"key_check": "`, `"key_check": "AAAA`, 12, false, ""},
-		{"not canonical", `"version": 1,`, `"version":  1,`, 12, false, ""},
+		{"not canonical", `"version": 2,`, `"version":  2,`, 12, false, ""},
 		{"KDF below the floor", "", "", 12, true, ""},
 	}
 	for _, c := range cases {
