@@ -44,7 +44,11 @@ install)
 	rm -rf "$src"
 	mkdir -p "$src/patches"
 	cp "$here/build.sh" "$here/fs-fuse.sha256" "$here/README.md" "$src/"
-	cp "$here"/../*.patch "$src/patches/"
+	if [ -d "$here/patches" ]; then
+		cp "$here"/patches/*.patch "$src/patches/"
+	else
+		cp "$here"/../*.patch "$src/patches/"
+	fi
 	sed "s/@VERSION@/$version/" "$here/dkms.conf" >"$src/dkms.conf"
 	dkms add -m "$name" -v "$version"
 	dkms install -m "$name" -v "$version" -k "$kver"
