@@ -80,7 +80,7 @@ if [ "${1:-}" = module-stage ]; then
 		no "the stock virtiofs.ko loaded against the patched fuse.ko"
 		rmmod virtiofs
 	else
-		ok "the stock virtiofs.ko is refused ($(dmesg | grep -c 'virtiofs: disagrees about version') symbol versions differ)"
+		ok "the stock virtiofs.ko is refused: $(dmesg | grep -m 1 'virtiofs: disagrees about version' | sed 's/^\[[^]]*\] //')"
 	fi
 	if insmod "$dkms/virtiofs.ko" && insmod "$dkms/cuse.ko" && [ -c /dev/cuse ]; then
 		ok "our virtiofs.ko and cuse.ko load (/dev/cuse is there)"
