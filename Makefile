@@ -6,7 +6,7 @@ BIN := bin/cryptfs
 FUZZTIME ?= 60s
 # Every fuzz target, as package:FuzzName.
 
-.PHONY: all build test test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest clean
+.PHONY: all build test test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest vmtest-debian kmod dkms-install clean
 
 all: build
 
@@ -78,6 +78,25 @@ demo: deps build
 # coherence stress. See vmtest/README.md.
 vmtest:
 	vmtest/vmtest.sh
+
+# The same on Debian 12's own, unmodified kernel package (pinned in
+# vmtest/debian.lock, downloaded with apt and checksum-verified) with our
+# fuse.ko built for it: no kernel compile. Adds the module checks and the
+# suite in the off and kernel-cache tiers on the patched module. This is
+# the mode CI runs. See vmtest/README.md.
+vmtest-debian:
+	vmtest/vmtest.sh --debian
+
+# The cryptfs fuse.ko (with cuse.ko and virtiofs.ko) for an installed
+# Debian 12 kernel: make kmod [KVER=6.1.0-NN-amd64] builds it into
+# bpf/kernel/kmod/out/KVER; make dkms-install [KVER=...] installs it with
+# DKMS for that and every later kernel. See bpf/kernel/kmod/README.md.
+KVER ?= $(shell uname -r)
+kmod:
+	$(MAKE) -C bpf/kernel/kmod KVER=$(KVER)
+
+dkms-install:
+	$(MAKE) -C bpf/kernel/kmod dkms-install KVER=$(KVER)
 
 clean:
 	rm -rf bin

@@ -8,10 +8,16 @@
 # lacks) is mounted on /scratch.
 #
 # Stages, in order (VMTEST_STAGES selects some, space-separated):
+#   module     (Debian's stock kernel only) the loaded fuse is our module:
+#              its version, modversions refusing the stock virtiofs.ko,
+#              ours loading, `cryptfs kmod status` saying so
 #   hooktest   the kernel hook on its own (vmtest/hooktest)
 #   fstest     the POSIX suite on a cryptfs mount with --fast-path=ebpf,
 #              then the integrity tests (default tier auto, which must
 #              pick ebpf here)
+#   fstest-nohook  the POSIX suite with --fast-path=off and kernel-cache:
+#              no program attached, so the patched module must behave like
+#              the stock one
 #   reuse      a deleted file's inode number reused by a new file of the
 #              same type: no fact of the old one shows (vmtest/workload)
 #   meta       the metadata workload in the off, kernel-cache and ebpf
@@ -20,7 +26,8 @@
 #
 # VMTEST_META_FLAGS adds flags to `workload meta` (vmtest.sh --quick: a
 # smaller tree). Each stage runs under a time limit (fstest and meta 2400 s,
-# the others 300 s; VMTEST_STAGE_TIMEOUT overrides them all), so a hung
+# fstest-nohook 3600 s, module 120 s, the others 300 s; VMTEST_STAGE_TIMEOUT
+# overrides them all), so a hung
 # stage fails without stopping the rest; FUSE mounts a failed stage left
 # behind are aborted (fusectl) and detached. Prints "=== stage NAME: ..."
 # lines and a summary; exits 1 if any stage failed.
@@ -28,18 +35,74 @@ set -u
 
 export TMPDIR=/scratch/tmp
 
-# The fstest stage, run as "sh guest.sh fstest-stage" (timeout needs a
+# The fstest stages, run as "sh guest.sh fstest-stage TIERS" (timeout needs a
 # program): -test.v output without the lines of passing subtests (the
 # suite has hundreds); failures keep all their detail. The test timeout
 # comes before the stage's, so a hang ends with Go's goroutine dump.
+# TIERS "ebpf" adds the integrity tests with the default tier.
 if [ "${1:-}" = fstest-stage ]; then
-	CRYPTFS_BIN=/bin/cryptfs CRYPTFS_TIERS=ebpf \
-		e2e.test -test.v -test.count=1 -test.timeout=35m \
-		-test.run '^(TestCryptfs|TestTamperedBlock|TestPlaintextNeverInLower)$' \
-		>"$TMPDIR/fstest.log" 2>&1
+	tiers=${2:-ebpf}
+	tests='^(TestCryptfs|TestTamperedBlock|TestPlaintextNeverInLower)$'
+	[ "$tiers" = ebpf ] || tests='^TestCryptfs$'
+	CRYPTFS_BIN=/bin/cryptfs CRYPTFS_TIERS=$tiers \
+		e2e.test -test.v -test.count=1 -test.timeout=55m -test.run "$tests" \
+		>"$TMPDIR/fstest-$tiers.log" 2>&1
 	rc=$?
-	grep -v -E '^ +--- PASS|^=== (RUN|PAUSE|CONT)' "$TMPDIR/fstest.log"
+	grep -v -E '^ +--- PASS|^=== (RUN|PAUSE|CONT)' "$TMPDIR/fstest-$tiers.log"
 	exit $rc
+fi
+
+# The module stage, run as "sh guest.sh module-stage": the fuse module the
+# guest's /init loaded is ours, and only ours fits it.
+if [ "${1:-}" = module-stage ]; then
+	bad=0
+	ok() { echo "ok    $*"; }
+	no() { echo "FAIL  $*"; bad=1; }
+	kver=$(uname -r)
+	dkms=/lib/modules/$kver/updates/dkms
+	v=$(cat /sys/module/fuse/version 2>/dev/null)
+	if [ -n "${VMTEST_KMOD_VERSION:-}" ] && [ "$v" = "$VMTEST_KMOD_VERSION" ]; then
+		ok "fuse version $v"
+	else
+		no "fuse version '$v', want '${VMTEST_KMOD_VERSION:-}'"
+	fi
+	if [ "$(cat /sys/module/fuse/initstate 2>/dev/null)" = live ]; then
+		ok "fuse is a loadable module (taint $(cat /sys/module/fuse/taint))"
+	else
+		no "fuse is not a live loadable module"
+	fi
+	if grep -q "${VMTEST_DEBIAN_VERSION:-no version given}" /proc/version; then
+		ok "the kernel is Debian's $VMTEST_DEBIAN_VERSION: $(cat /proc/version)"
+	else
+		no "/proc/version does not name Debian ${VMTEST_DEBIAN_VERSION:-}: $(cat /proc/version)"
+	fi
+	if insmod /lib/modules/stock/virtiofs.ko 2>/dev/null; then
+		no "the stock virtiofs.ko loaded against the patched fuse.ko"
+		rmmod virtiofs
+	else
+		ok "the stock virtiofs.ko is refused: $(dmesg | grep -m 1 'virtiofs: disagrees about version' | sed 's/^\[[^]]*\] //')"
+	fi
+	if insmod "$dkms/virtiofs.ko" && insmod "$dkms/cuse.ko" && [ -c /dev/cuse ]; then
+		ok "our virtiofs.ko and cuse.ko load (/dev/cuse is there)"
+	else
+		no "our virtiofs.ko or cuse.ko does not load"
+	fi
+	if out=$(cryptfs kmod status 2>&1); then
+		echo "$out" | sed 's/^/      /'
+		if echo "$out" | grep -q '^FUSE: *loadable module, loaded' &&
+			echo "$out" | grep -q "^Version: *$v (cryptfs, this binary's patch)" &&
+			echo "$out" | grep -q '^Hook: *yes' &&
+			echo "$out" | grep -q '^modprobe: *updates/dkms/fuse.ko' &&
+			echo "$out" | grep -q '^ebpf tier: *available'; then
+			ok "cryptfs kmod status reports the module, its version, the hook and modprobe's choice"
+		else
+			no "cryptfs kmod status does not report the module, version $v, the hook and updates/dkms"
+		fi
+	else
+		echo "$out"
+		no "cryptfs kmod status failed"
+	fi
+	exit $bad
 fi
 
 stages=${VMTEST_STAGES:-hooktest fstest reuse meta coherence}
@@ -89,8 +152,10 @@ run_stage() {
 
 for s in $stages; do
 	case $s in
+	module) run_stage module 120 sh "$0" module-stage ;;
 	hooktest) run_stage hooktest 300 hooktest ;;
-	fstest) run_stage fstest 2400 sh "$0" fstest-stage ;;
+	fstest) run_stage fstest 2400 sh "$0" fstest-stage ebpf ;;
+	fstest-nohook) run_stage fstest-nohook 3600 sh "$0" fstest-stage off,kernel-cache ;;
 	reuse) run_stage reuse 300 workload reuse -bin /bin/cryptfs -tier ebpf ;;
 	meta)
 		# shellcheck disable=SC2086 # VMTEST_META_FLAGS is a list of flags

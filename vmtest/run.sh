@@ -128,6 +128,23 @@ write_init() {
 		mount -t sysfs sysfs /sys
 		mount -t tmpfs tmpfs /tmp
 		mount -t tmpfs -o mode=755 tmpfs /run
+		# A modular kernel (Debian's, vmtest.sh --debian): load what
+		# /lib/modules/load-order lists, in order, before anything needs it.
+		if [ -f /lib/modules/load-order ]; then
+			for m in \$(cat /lib/modules/load-order); do
+				if ! insmod "\$m"; then
+					echo "vmtest: insmod \$m failed"
+					echo "$2=125"
+					reboot -f
+				fi
+			done
+			echo "vmtest: loaded \$(wc -l </lib/modules/load-order) modules from /lib/modules/load-order"
+			# virtio_blk probes asynchronously.
+			for i in 1 2 3 4 5 6 7 8 9 10; do
+				[ -b /dev/vda ] && break
+				sleep 0.2
+			done
+		fi
 		if [ -b /dev/vda ] && ! mount -t ext4 /dev/vda /scratch; then
 			echo "vmtest: cannot mount the scratch disk"
 			echo "$2=125"

@@ -1,17 +1,25 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The `make vmtest` entry point: build (or reuse) the patched guest kernel,
-# build cryptfs and the test binaries statically, boot the guest once and
-# run every check in it (vmtest/guest.sh: the hook smoke test, the fstest
-# POSIX suite in the ebpf tier, inode-number reuse, the metadata workload
-# table, the coherence stress). Prints the metadata table and the stage
-# summary at the end.
+# The `make vmtest` and `make vmtest-debian` entry point: prepare the
+# guest kernel, build cryptfs and the test binaries statically, boot the
+# guest once and run every check in it (vmtest/guest.sh: the hook smoke
+# test, the fstest POSIX suite in the ebpf tier, inode-number reuse, the
+# metadata workload table, the coherence stress). Prints the metadata table
+# and the stage summary at the end.
 #
-# Usage: vmtest/vmtest.sh [--quick] [--stages "hooktest fstest reuse meta coherence"]
+# Usage: vmtest/vmtest.sh [--debian] [--quick] [--stages "hooktest fstest ..."]
 #                         [run.sh options, e.g. --timeout 5400]
 #
-# --quick skips the fstest suite and runs the metadata workload on a
+# --debian boots Debian 12's own, unmodified kernel package (pinned in
+# vmtest/debian.lock, fetched and checked by vmtest/debian-kernel.sh) with
+# our fuse.ko built for it (bpf/kernel/kmod) instead of the stock one, and
+# adds the stages module (the loaded fuse is ours) and fstest-nohook (the
+# suite with --fast-path=off and kernel-cache: no program attached). No
+# kernel is compiled. Without --debian: the patched kernel that
+# vmtest/build-kernel.sh builds (fuse built in).
+#
+# --quick skips the fstest suites and runs the metadata workload on a
 # quarter of the tree (10 directories): 1-3 minutes with a warm kernel
 # cache instead of 5-26 (see vmtest/README.md, Timings).
 #
@@ -25,19 +33,46 @@ repo=$(cd "$here/.." && pwd)
 export PATH=$PATH:/usr/local/go/bin
 
 stages=
+quick=0
 meta_flags=
+debian=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--stages) stages=$2; shift 2 ;;
-	--quick) stages="hooktest reuse meta coherence"; meta_flags="-dirs 10"; shift ;;
+	--quick) quick=1; meta_flags="-dirs 10"; shift ;;
+	--debian) debian=1; shift ;;
 	*) break ;;
 	esac
 done
+if [ -z "$stages" ]; then
+	stages="hooktest fstest reuse meta coherence"
+	[ "$quick" = 1 ] && stages="hooktest reuse meta coherence"
+	# On the stock kernel: first that the module is ours, and also that
+	# without a program attached it behaves like the stock one.
+	if [ "$debian" = 1 ]; then
+		stages="module $stages"
+		[ "$quick" = 0 ] && stages="$stages fstest-nohook"
+	fi
+fi
 
 t0=$(date +%s.%N)
 since() { printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)"; }
 
-kernel=$("$here/build-kernel.sh")
+kernel_args=()
+if [ "$debian" = 1 ]; then
+	# Debian's own kernel package, unmodified, and our fuse.ko for it.
+	dir=$("$here/debian-kernel.sh")
+	kernel=$dir/vmlinuz
+	kver=$(awk '$1 == "kver" {print $2}' "$here/debian.lock")
+	debver=$(awk -v p="linux-image-$kver" '$1 == p {print $2}' "$here/debian.lock")
+	kmod_version=$(sed -n 's/^version=//p' "$dir/kmod/BUILD-INFO")
+	kernel_args=(--file "$dir/guest/lib:/lib" --env "VMTEST_KMOD_VERSION=$kmod_version"
+		--env "VMTEST_DEBIAN_VERSION=$debver")
+	kernel_desc="Debian's stock $kver ($debver) with the cryptfs fuse.ko $kmod_version"
+else
+	kernel=$("$here/build-kernel.sh")
+	kernel_desc="Linux 6.1 with the cryptfs hook"
+fi
 echo "vmtest: kernel ready after $(since)s" >&2
 
 work=$(mktemp -d)
@@ -54,11 +89,11 @@ mkdir -p "$work/bin"
 echo "vmtest: binaries built after $(since)s" >&2
 
 args=(--kernel "$kernel" --scratch 8G --mem 2G --timeout 5400 --keep "$work/keep"
-	--file "$here/guest.sh:/vmtest/guest.sh")
+	--file "$here/guest.sh:/vmtest/guest.sh" ${kernel_args[@]+"${kernel_args[@]}"})
 for b in cryptfs hooktest workload e2e.test; do
 	args+=(--bin "$work/bin/$b")
 done
-[ -n "$stages" ] && args+=(--env "VMTEST_STAGES=$stages")
+args+=(--env "VMTEST_STAGES=$stages")
 [ -n "$meta_flags" ] && args+=(--env "VMTEST_META_FLAGS=$meta_flags")
 
 status=0
@@ -69,7 +104,7 @@ if [ -f "$log" ]; then
 	table=$(tr -d '\r' <"$log" | sed -n '/^=== metadata table$/,/^=== end$/{/^===/d;p}')
 	if [ -n "$table" ]; then
 		echo
-		echo "Metadata workload in the vmtest guest (Linux 6.1 with the cryptfs hook, qemu TCG):"
+		echo "Metadata workload in the vmtest guest ($kernel_desc, qemu TCG):"
 		echo "$table"
 	fi
 	echo
