@@ -48,7 +48,7 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 			return fs.entry(p, op.Name, child, nil, &op.Entry)
 		}
 	}
-	lower, _, _, err := fs.lowerName(p, op.Name)
+	ln, err := fs.lowerName(p, op.Name)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 	if err != nil {
 		return err
 	}
-	child, s, err := fs.find(p, pfd, lower, op.Name)
+	child, s, err := fs.find(p, pfd, ln.Lower, op.Name)
 	if err == syscall.ENOENT {
 		fs.negative(p, op.Name, &op.Entry)
 		return nil
@@ -152,12 +152,13 @@ func (fs *FS) beginCreate(parent fuseops.InodeID, name string) (*creation, error
 	}
 	p.Lock()
 	c := &creation{p: p}
-	var encoded string
-	if c.lower, encoded, c.long, err = fs.lowerName(p, name); err == nil {
+	ln, err := fs.lowerName(p, name)
+	if err == nil {
+		c.lower, c.long = ln.Lower, ln.Long
 		c.pfd, err = fs.dirFd(p)
 	}
 	if err == nil && c.long {
-		err = ciphertree.WriteSidecar(c.pfd, c.lower, encoded)
+		err = ciphertree.WriteSidecar(c.pfd, ln.Lower, ln.Encoded)
 	}
 	if err != nil {
 		p.Unlock()
@@ -219,7 +220,7 @@ func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
 		return err
 	}
 	defer unix.Close(fd)
-	return unix.Fchmodat(unix.AT_FDCWD, procFd(fd), mode&0o7777, 0)
+	return unix.Fchmodat(unix.AT_FDCWD, ciphertree.ProcFd(fd), mode&0o7777, 0)
 }
 
 // MkDir creates a directory and its name IV.
@@ -322,7 +323,7 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 	if err != nil {
 		return err
 	}
-	err = unix.Linkat(unix.AT_FDCWD, procFd(ofd), c.pfd, c.lower, unix.AT_SYMLINK_FOLLOW)
+	err = unix.Linkat(unix.AT_FDCWD, ciphertree.ProcFd(ofd), c.pfd, c.lower, unix.AT_SYMLINK_FOLLOW)
 	unix.Close(ofd)
 	if err != nil {
 		return err
@@ -389,10 +390,11 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 	}
 	p.Lock()
 	defer p.Unlock()
-	lower, _, long, err := fs.lowerName(p, name)
+	ln, err := fs.lowerName(p, name)
 	if err != nil {
 		return err
 	}
+	lower, long := ln.Lower, ln.Long
 	pfd, err := fs.dirFd(p)
 	if err != nil {
 		return err
@@ -487,14 +489,16 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 		defer np.Unlock()
 		defer op1.Unlock()
 	}
-	oldLower, _, oldLong, err := fs.lowerName(op1, op.OldName)
+	oldName, err := fs.lowerName(op1, op.OldName)
 	if err != nil {
 		return err
 	}
-	newLower, newEnc, newLong, err := fs.lowerName(np, op.NewName)
+	newName, err := fs.lowerName(np, op.NewName)
 	if err != nil {
 		return err
 	}
+	oldLower, oldLong := oldName.Lower, oldName.Long
+	newLower, newEnc, newLong := newName.Lower, newName.Encoded, newName.Long
 	opfd, err := fs.dirFd(op1)
 	if err != nil {
 		return err

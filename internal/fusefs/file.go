@@ -139,8 +139,8 @@ func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHand
 
 // contentOf loads the content state of an open file. Call with the inode
 // lock held.
-func (fs *FS) contentOf(op string, h *handle) (*content, error) {
-	c, err := loadContent(fs.suite, h.fd)
+func (fs *FS) contentOf(op string, h *handle) (*ciphertree.Content, error) {
+	c, err := ciphertree.OpenContent(fs.suite, h.fd)
 	if err != nil {
 		var e syscall.Errno
 		if errors.As(err, &e) {
@@ -192,7 +192,7 @@ func (fs *FS) touchAtime(h *handle) {
 		return
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_OMIT}}
-	if unix.UtimesNanoAt(unix.AT_FDCWD, procFd(h.fd), ts, 0) == nil {
+	if unix.UtimesNanoAt(unix.AT_FDCWD, ciphertree.ProcFd(h.fd), ts, 0) == nil {
 		// The kernel drops its cached atime after every read it sends
 		// (fuse_invalidate_atime), so no notification is needed.
 		fs.cache.ChangedAttr(&h.n.Node)
@@ -426,14 +426,14 @@ func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
 // Symlinks themselves cannot be chmod'ed.
 func (fs *FS) withLower(n *inode, h *handle, chmod bool, fn func(dirfd int, name string, flags int) error) error {
 	if h != nil {
-		return fn(unix.AT_FDCWD, procFd(h.fd), 0)
+		return fn(unix.AT_FDCWD, ciphertree.ProcFd(h.fd), 0)
 	}
 	if n.isDir() {
 		fd, err := fs.dirFd(n)
 		if err != nil {
 			return err
 		}
-		return fn(unix.AT_FDCWD, procFd(fd), 0)
+		return fn(unix.AT_FDCWD, ciphertree.ProcFd(fd), 0)
 	}
 	if !chmod || n.kind == unix.S_IFLNK || haveFchmodat2() {
 		for _, l := range fs.linksOf(n) {
@@ -447,7 +447,7 @@ func (fs *FS) withLower(n *inode, h *handle, chmod bool, fn func(dirfd int, name
 		return err
 	}
 	defer unix.Close(fd)
-	return fn(unix.AT_FDCWD, procFd(fd), 0)
+	return fn(unix.AT_FDCWD, ciphertree.ProcFd(fd), 0)
 }
 
 // truncate changes the plaintext size of a regular file.

@@ -208,23 +208,15 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 }
 
 // lowerName maps a plaintext name in directory p to its lower name.
-func (fs *FS) lowerName(p *inode, name string) (lower, encoded string, long bool, err error) {
+func (fs *FS) lowerName(p *inode, name string) (ciphertree.Name, error) {
 	if len(name) > crypt.MaxLowerName {
-		return "", "", false, syscall.ENAMETOOLONG
+		return ciphertree.Name{}, syscall.ENAMETOOLONG
 	}
 	iv, err := fs.dirIV(p)
 	if err != nil {
-		return "", "", false, err
+		return ciphertree.Name{}, err
 	}
-	encoded, err = fs.suite.EncryptName(iv, name)
-	if err != nil {
-		if errors.Is(err, crypt.ErrInvalidName) {
-			return "", "", false, syscall.EINVAL
-		}
-		return "", "", false, err
-	}
-	lower, long = crypt.LowerName(encoded)
-	return lower, encoded, long, nil
+	return ciphertree.EncodeName(fs.suite, iv, name)
 }
 
 // attrsFromStat converts a lower stat to plaintext attributes. Symlink

@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"fmt"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -357,7 +356,7 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		}
 		fs.mu.Unlock()
 		if hfd >= 0 {
-			return unix.Openat(unix.AT_FDCWD, procFd(hfd), unix.O_PATH|unix.O_CLOEXEC, 0)
+			return unix.Openat(unix.AT_FDCWD, ciphertree.ProcFd(hfd), unix.O_PATH|unix.O_CLOEXEC, 0)
 		}
 	}
 	return -1, lastErr
@@ -372,9 +371,3 @@ func noatime(flags int) int {
 	}
 	return unix.O_NOATIME
 }
-
-// procFd names an open descriptor in /proc, to reach its inode by path
-// (for the xattr and chmod calls that refuse O_PATH descriptors). The
-// kernel resolves it to the inode the descriptor holds: no name lookup in
-// the lower tree is involved.
-func procFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // Extended attributes: only the user namespace is stored (encrypted, as
@@ -39,33 +40,14 @@ func (fs *FS) xattrPath(n *inode, fn func(path string) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(procFd(fd))
+		return fn(ciphertree.ProcFd(fd))
 	}
 	fd, err := fs.open(n, unix.O_PATH)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	return fn(procFd(fd))
-}
-
-// lowerXattr reads one lower attribute value.
-func lowerXattr(path, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		sz, err := unix.Getxattr(path, name, buf)
-		if err == unix.ERANGE {
-			if sz, err = unix.Getxattr(path, name, nil); err != nil {
-				return nil, err
-			}
-			buf = make([]byte, sz+64)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:sz], nil
-	}
+	return fn(ciphertree.ProcFd(fd))
 }
 
 // getXattr returns the plaintext value of name on n (ENODATA if absent,
@@ -98,7 +80,7 @@ func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
 	}
 	var value []byte
 	err = fs.xattrPath(n, func(path string) error {
-		sealed, err := lowerXattr(path, lname)
+		sealed, err := ciphertree.Getxattr(path, lname)
 		if err != nil {
 			return err
 		}
@@ -189,34 +171,19 @@ func (fs *FS) readAllXattrs(n *inode) (map[string][]byte, error) {
 		return all, nil
 	}
 	err := fs.xattrPath(n, func(path string) error {
-		sz, err := unix.Listxattr(path, nil)
+		xs, err := ciphertree.Xattrs(fs.suite, path)
 		if err != nil {
 			return err
 		}
-		buf := make([]byte, sz)
-		if sz, err = unix.Listxattr(path, buf); err != nil {
-			return err
-		}
-		for _, lname := range strings.Split(string(buf[:sz]), "\x00") {
-			if !strings.HasPrefix(lname, userPrefix) {
-				continue
+		for _, x := range xs {
+			switch {
+			case x.NameErr != nil:
+				// Not ours (or damaged): invisible, as fsck reports.
+			case x.ValueErr != nil:
+				return fs.authFailed("listxattr", n, "", x.ValueErr)
+			default:
+				all[x.Name] = x.Value
 			}
-			name, err := fs.suite.DecryptXattrName(lname)
-			if err != nil {
-				continue
-			}
-			sealed, err := lowerXattr(path, lname)
-			if errors.Is(err, syscall.ENODATA) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			v, err := fs.suite.OpenXattrValue(lname, sealed)
-			if err != nil {
-				return fs.authFailed("listxattr", n, "", err)
-			}
-			all[name] = v
 		}
 		return nil
 	})
