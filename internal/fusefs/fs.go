@@ -2,12 +2,10 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
@@ -166,260 +164,6 @@ func (fs *FS) lowerPath(n *inode, name string) string {
 	return p
 }
 
-// dirIV returns the name IV of directory n, loading it on first use.
-func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
-	if fs.suite.DeterministicNames() {
-		return crypt.DirIV{}, nil
-	}
-	fs.mu.Lock()
-	iv, ok := n.dirIV, n.dirIVOK
-	fs.mu.Unlock()
-	if ok {
-		return iv, nil
-	}
-	dfd, err := fs.dirFd(n)
-	if err != nil {
-		return iv, err
-	}
-	iv, err = ciphertree.ReadDirIV(dfd)
-	if (errors.Is(err, unix.ENOENT) || errors.Is(err, ciphertree.ErrBadIV)) && !fs.readOnly {
-		// A directory whose IV file is missing or empty (a crash right
-		// after mkdir) can get a new one as long as it holds no names.
-		var empty bool
-		if empty, err = ciphertree.IsEmpty(dfd); err == nil {
-			if !empty {
-				err = fmt.Errorf("%s has entries but no valid %s: %w", fs.lowerPath(n, ""), crypt.DirIVFile, syscall.EIO)
-			} else {
-				unix.Unlinkat(dfd, crypt.DirIVFile, 0)
-				if iv, err = ciphertree.WriteDirIV(dfd); err == nil {
-					fs.ivs.add(n)
-				}
-			}
-		}
-	}
-	if err != nil {
-		fs.log.Error().Str("op", "diriv").Uint64("inode", n.ID).Str("path", fs.lowerPath(n, crypt.DirIVFile)).Err(err).Msg("cannot read directory IV")
-		return iv, syscall.EIO
-	}
-	fs.mu.Lock()
-	n.dirIV, n.dirIVOK = iv, true
-	fs.mu.Unlock()
-	return iv, nil
-}
-
-// lowerName maps a plaintext name in directory p to its lower name.
-func (fs *FS) lowerName(p *inode, name string) (ciphertree.Name, error) {
-	if len(name) > crypt.MaxLowerName {
-		return ciphertree.Name{}, syscall.ENAMETOOLONG
-	}
-	iv, err := fs.dirIV(p)
-	if err != nil {
-		return ciphertree.Name{}, err
-	}
-	return ciphertree.EncodeName(fs.suite, iv, name)
-}
-
-// attrsFromStat converts a lower stat to plaintext attributes. Symlink
-// sizes need the decrypted target, which the caller supplies.
-func (fs *FS) attrsFromStat(n *inode, st *unix.Stat_t, symlinkLen int) fuseops.InodeAttributes {
-	a := fuseops.InodeAttributes{
-		Size:  uint64(st.Size),
-		Nlink: uint32(st.Nlink),
-		Mode:  fileMode(st.Mode),
-		Rdev:  uint32(st.Rdev),
-		Atime: time.Unix(st.Atim.Sec, st.Atim.Nsec),
-		Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-		Ctime: time.Unix(st.Ctim.Sec, st.Ctim.Nsec),
-		Uid:   st.Uid,
-		Gid:   st.Gid,
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		// A size that cannot be a cipher file's is reported rounded down;
-		// reading its last block then fails authentication (EIO + log).
-		a.Size, _ = crypt.PlainSize(uint64(st.Size))
-	case unix.S_IFLNK:
-		a.Size = uint64(symlinkLen)
-	}
-	return a
-}
-
-// fileMode converts unix mode bits to an os.FileMode as jacobsa/fuse wants.
-func fileMode(m uint32) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= os.ModeDir
-	case unix.S_IFCHR:
-		mode |= os.ModeCharDevice | os.ModeDevice
-	case unix.S_IFBLK:
-		mode |= os.ModeDevice
-	case unix.S_IFIFO:
-		mode |= os.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= os.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= os.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
-}
-
-// unixMode converts an os.FileMode back to unix mode bits (type included).
-func unixMode(m os.FileMode) uint32 {
-	out := uint32(m.Perm())
-	switch {
-	case m&os.ModeDir != 0:
-		out |= unix.S_IFDIR
-	case m&os.ModeDevice != 0 && m&os.ModeCharDevice != 0:
-		out |= unix.S_IFCHR
-	case m&os.ModeDevice != 0:
-		out |= unix.S_IFBLK
-	case m&os.ModeNamedPipe != 0:
-		out |= unix.S_IFIFO
-	case m&os.ModeSymlink != 0:
-		out |= unix.S_IFLNK
-	case m&os.ModeSocket != 0:
-		out |= unix.S_IFSOCK
-	default:
-		out |= unix.S_IFREG
-	}
-	if m&os.ModeSetuid != 0 {
-		out |= unix.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		out |= unix.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		out |= unix.S_ISVTX
-	}
-	return out
-}
-
-// symlinkTarget returns the decrypted target of symlink n.
-func (fs *FS) symlinkTarget(n *inode) (string, error) {
-	fs.mu.Lock()
-	t, ok := n.target, n.targetOK
-	fs.mu.Unlock()
-	if ok {
-		return t, nil
-	}
-	for _, l := range fs.linksOf(n) {
-		pfd, err := fs.dirFd(l.parent)
-		if err != nil {
-			continue
-		}
-		stored, err := ciphertree.Readlinkat(pfd, l.lower)
-		if err != nil {
-			continue
-		}
-		t, err := fs.suite.DecryptSymlink(stored)
-		if err != nil {
-			return "", fs.authFailed("readlink", l.parent, l.lower, err)
-		}
-		fs.mu.Lock()
-		n.target, n.targetOK = t, true
-		fs.mu.Unlock()
-		return t, nil
-	}
-	return "", syscall.ENOENT
-}
-
-// freshAttrs stats n's lower file and caches the result. Call with n's
-// lock held (either mode), so the cached value cannot be older than a
-// change that finished before.
-func (fs *FS) freshAttrs(n *inode) (fuseops.InodeAttributes, error) {
-	var st unix.Stat_t
-	if err := fs.stat(n, &st); err != nil {
-		return fuseops.InodeAttributes{}, err
-	}
-	tlen := 0
-	if n.kind == unix.S_IFLNK {
-		t, err := fs.symlinkTarget(n)
-		if err != nil {
-			return fuseops.InodeAttributes{}, err
-		}
-		tlen = len(t)
-	}
-	a := fs.attrsFromStat(n, &st, tlen)
-	fs.cache.SetAttr(&n.Node, a)
-	return a, nil
-}
-
-// attrs returns n's attributes, from the cache when possible. Call with
-// n's lock held (either mode).
-func (fs *FS) attrs(n *inode) (fuseops.InodeAttributes, error) {
-	if a, ok := fs.cache.ServeAttr(&n.Node); ok {
-		return a, nil
-	}
-	return fs.freshAttrs(n)
-}
-
-// seen is a lower stat of an inode, taken outside the inode's lock, with
-// the cache epoch from before it was taken. fresh marks a stat of an inode
-// this request just created, which no other request can have changed.
-type seen struct {
-	st    unix.Stat_t
-	epoch uint64
-	fresh bool
-}
-
-// entry fills a reply entry for child found or created in parent under
-// name, and publishes the dentry. The caller holds parent's lock and has
-// counted the kernel reference (remember with ref). s, if not nil, spares
-// a second stat when it is still current.
-func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuseops.ChildInodeEntry) error {
-	child.RLock()
-	a, ok := fs.cache.ServeAttr(&child.Node)
-	var err error
-	switch {
-	case ok:
-	case s != nil && (s.fresh || fs.cache.Epoch() == s.epoch) && s.st.Ino == child.ino:
-		tlen := 0
-		if child.kind == unix.S_IFLNK {
-			var t string
-			t, err = fs.symlinkTarget(child)
-			tlen = len(t)
-		}
-		if err == nil {
-			a = fs.attrsFromStat(child, &s.st, tlen)
-			fs.cache.SetAttr(&child.Node, a)
-		}
-	default:
-		a, err = fs.freshAttrs(child)
-	}
-	if err == nil {
-		fs.cache.SetChild(&parent.Node, name, child.ID, 0)
-	}
-	child.RUnlock()
-	if err != nil {
-		fs.forget(child.ID, 1)
-		return err
-	}
-	fs.markPublished(child)
-	*out = fuseops.ChildInodeEntry{
-		Child:                fuseops.InodeID(child.ID),
-		Attributes:           a,
-		AttributesExpiration: fs.cache.AttrExpiration(),
-		EntryExpiration:      fs.cache.EntryExpiration(),
-	}
-	return nil
-}
-
-// negative fills a negative entry reply and caches it.
-func (fs *FS) negative(parent *inode, name string, out *fuseops.ChildInodeEntry) {
-	fs.cache.SetChild(&parent.Node, name, 0, 0)
-	*out = fuseops.ChildInodeEntry{EntryExpiration: fs.cache.NegativeExpiration()}
-}
-
 // caller returns the uid and gid of the process behind an operation.
 func caller(ctx context.Context) (uid, gid uint32) {
 	// GetFuseContext only reads the request header kept in ctx.
@@ -428,4 +172,33 @@ func caller(ctx context.Context) (uid, gid uint32) {
 		return 0, 0
 	}
 	return uid, gid
+}
+
+// StatFS reports the lower file system's figures.
+func (fs *FS) StatFS(ctx context.Context, op *fuseops.StatFSOp) error {
+	root := fs.getInode(rootID)
+	fd, err := fs.dirFd(root)
+	if err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return err
+	}
+	op.BlockSize = uint32(st.Bsize)
+	op.Blocks = st.Blocks
+	op.BlocksFree = st.Bfree
+	op.BlocksAvailable = st.Bavail
+	op.IoSize = maxRequestBytes
+	op.Inodes = st.Files
+	op.InodesFree = st.Ffree
+	return nil
+}
+
+func (fs *FS) addHandle(h any) fuseops.HandleID {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.nextHandle++
+	fs.handles[fs.nextHandle] = h
+	return fs.nextHandle
 }
