@@ -165,13 +165,27 @@ func (fs *FS) GetInodeAttributes(ctx context.Context, op *fuseops.GetInodeAttrib
 	}
 	n.RLock()
 	defer n.RUnlock()
-	a, err := fs.attrs(n)
+	if fs.getattrCached(n, op) {
+		return nil
+	}
+	a, err := fs.freshAttrs(n)
 	if err != nil {
 		return err
 	}
 	op.Attributes = a
 	op.AttributesExpiration = fs.cache.AttrExpiration()
 	return nil
+}
+
+// getattrCached answers GETATTR of n from the cache and reports whether
+// it could. Call with n's lock held (either mode).
+func (fs *FS) getattrCached(n *inode, op *fuseops.GetInodeAttributesOp) bool {
+	a, ok := fs.cache.ServeAttr(&n.Node)
+	if !ok {
+		return false
+	}
+	op.Attributes, op.AttributesExpiration = a, fs.cache.AttrExpiration()
+	return true
 }
 
 // ReadSymlink answers READLINK.

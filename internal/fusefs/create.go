@@ -219,14 +219,7 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 		fs.forget(child.ID, 1)
 		return err
 	}
-	fs.cache.SetChild(&c.p.Node, op.Name, child.ID, 0)
-	fs.markPublished(child)
-	op.Entry = fuseops.ChildInodeEntry{
-		Child:                fuseops.InodeID(child.ID),
-		Attributes:           a,
-		AttributesExpiration: fs.cache.AttrExpiration(),
-		EntryExpiration:      fs.cache.EntryExpiration(),
-	}
+	fs.publishEntry(c.p, op.Name, child, a, &op.Entry)
 	return nil
 }
 

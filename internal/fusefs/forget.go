@@ -78,3 +78,16 @@ func (fs *FS) markPublished(n *inode) {
 		fs.mu.Unlock()
 	}
 }
+
+// takeRef counts one kernel reference of n for a reply about to be sent,
+// unless n has left the table meanwhile (then the caller must not hand
+// it out).
+func (fs *FS) takeRef(n *inode) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.inodes[n.ID] != n {
+		return false
+	}
+	n.refs++
+	return true
+}

@@ -16,20 +16,8 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 	}
 	p.RLock()
 	defer p.RUnlock()
-	if id, ok := fs.cache.Child(&p.Node, op.Name); ok {
-		if id == 0 {
-			fs.negative(p, op.Name, &op.Entry)
-			return nil
-		}
-		fs.mu.Lock()
-		child := fs.inodes[id]
-		if child != nil {
-			child.refs++
-		}
-		fs.mu.Unlock()
-		if child != nil {
-			return fs.entry(p, op.Name, child, nil, &op.Entry)
-		}
+	if done, err := fs.lookupCached(p, op.Name, &op.Entry, true); done {
+		return err
 	}
 	ln, err := fs.lowerName(p, op.Name)
 	if err != nil {
@@ -75,10 +63,48 @@ type seen struct {
 	fresh bool
 }
 
+// lookupCached answers LOOKUP of name in directory p from the cache,
+// when the cache holds the entry: a negative entry, or a child node still
+// in the table (its kernel reference is taken here). With wait, it waits
+// for the child's lock and stats a child whose attributes are not cached
+// (the handler); without, it never blocks and answers only from cached
+// attributes (the reader goroutine, fast.go). done reports whether it
+// answered. Call with p's lock held (either mode).
+func (fs *FS) lookupCached(p *inode, name string, out *fuseops.ChildInodeEntry, wait bool) (done bool, err error) {
+	id, ok := fs.cache.Child(&p.Node, name)
+	if !ok {
+		return false, nil
+	}
+	if id == 0 {
+		fs.negative(p, name, out)
+		return true, nil
+	}
+	child := fs.getInode(id)
+	if child == nil {
+		return false, nil
+	}
+	if wait {
+		if !fs.takeRef(child) {
+			return false, nil
+		}
+		return true, fs.entry(p, name, child, nil, out)
+	}
+	if !child.TryRLock() {
+		return false, nil
+	}
+	defer child.RUnlock()
+	a, ok := fs.cache.ServeAttr(&child.Node)
+	if !ok || !fs.takeRef(child) {
+		return false, nil
+	}
+	fs.publishEntry(p, name, child, a, out)
+	return true, nil
+}
+
 // entry fills a reply entry for child found or created in parent under
 // name, and publishes the dentry. The caller holds parent's lock and has
-// counted the kernel reference (remember with ref). s, if not nil, spares
-// a second stat when it is still current.
+// counted the kernel reference (takeRef or remember). s, if not nil,
+// spares a second stat when it is still current.
 func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuseops.ChildInodeEntry) error {
 	child.RLock()
 	a, ok := fs.cache.ServeAttr(&child.Node)
@@ -100,13 +126,20 @@ func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuse
 		a, err = fs.freshAttrs(child)
 	}
 	if err == nil {
-		fs.cache.SetChild(&parent.Node, name, child.ID, 0)
+		fs.publishEntry(parent, name, child, a, out)
 	}
 	child.RUnlock()
 	if err != nil {
 		fs.forget(child.ID, 1)
-		return err
 	}
+	return err
+}
+
+// publishEntry caches and publishes the dentry (parent, name) -> child
+// whose attributes are a, and fills the reply. The caller holds parent's
+// lock and child's (either mode), and has counted the kernel reference.
+func (fs *FS) publishEntry(parent *inode, name string, child *inode, a fuseops.InodeAttributes, out *fuseops.ChildInodeEntry) {
+	fs.cache.SetChild(&parent.Node, name, child.ID, 0)
 	fs.markPublished(child)
 	*out = fuseops.ChildInodeEntry{
 		Child:                fuseops.InodeID(child.ID),
@@ -114,7 +147,6 @@ func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuse
 		AttributesExpiration: fs.cache.AttrExpiration(),
 		EntryExpiration:      fs.cache.EntryExpiration(),
 	}
-	return nil
 }
 
 // negative fills a negative entry reply and caches it.

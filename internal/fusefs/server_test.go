@@ -13,6 +13,7 @@ import (
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/rs/zerolog"
 
+	"github.com/cryptfs/cryptfs/bpf/fuseop"
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
@@ -47,14 +48,14 @@ func TestPanicBecomesEIO(t *testing.T) {
 	var log bytes.Buffer
 	s := &server{fs: newTestFS(t, &log)}
 	var nilOp *fuseops.LookUpInodeOp // dereferencing it panics inside the handler
-	if got := s.call(context.Background(), nilOp); got != syscall.EIO {
+	if got := s.call(context.Background(), nilOp, describe(nilOp)); got != syscall.EIO {
 		t.Fatalf("panicking request: errno %v, want EIO", got)
 	}
 	if n := strings.Count(log.String(), "request panicked"); n != 1 {
 		t.Errorf("%d log lines about the panic, want 1:\n%s", n, log.String())
 	}
 	op := &fuseops.GetInodeAttributesOp{Inode: fuseops.RootInodeID}
-	if got := s.call(context.Background(), op); got != 0 || !op.Attributes.Mode.IsDir() {
+	if got := s.call(context.Background(), op, describe(op)); got != 0 || !op.Attributes.Mode.IsDir() {
 		t.Errorf("the next request: errno %v, mode %v", got, op.Attributes.Mode)
 	}
 }
@@ -75,7 +76,7 @@ func TestErrno(t *testing.T) {
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", syscall.EROFS)), syscall.EROFS},
 		{errors.New("no errno in here"), syscall.EIO},
 	} {
-		if got := fsys.errno(nil, c.err); got != c.want {
+		if got := fsys.errno(fuseop.Lookup, c.err); got != c.want {
 			t.Errorf("errno(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}

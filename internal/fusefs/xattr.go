@@ -50,24 +50,41 @@ func (fs *FS) xattrPath(n *inode, fn func(path string) error) error {
 	return fn(ciphertree.ProcFd(fd))
 }
 
-// getXattr returns the plaintext value of name on n (ENODATA if absent,
-// EOPNOTSUPP outside the user namespace).
-// Call with n's lock held (either mode).
-func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
+// checkXattrName refuses what is never stored, so never read from the
+// lower file nor cached (the kernel asks for security.capability before
+// every write: a cache entry per written file would be most of the
+// daemon's memory): names outside the user namespace (EOPNOTSUPP) and
+// names too long to store (ERANGE, as the kernel says).
+func checkXattrName(name string) error {
 	if unsupportedXattr(name) {
-		// Never stored, so never cached either (the kernel asks for
-		// security.capability before every write: a cache entry per
-		// written file would be most of the daemon's memory).
-		return nil, syscall.EOPNOTSUPP
+		return syscall.EOPNOTSUPP
 	}
 	if len(name) > crypt.MaxXattrName {
-		return nil, syscall.ERANGE // as the kernel says for over-long names
+		return syscall.ERANGE
 	}
-	if v, present, ok := fs.cache.ServeXattr(&n.Node, name); ok {
-		if !present {
-			return nil, syscall.ENODATA
-		}
-		return v, nil
+	return nil
+}
+
+// getxattrCached returns the value of xattr name of n when the cache
+// knows it (ENODATA when known absent); known is false when the lower
+// file must be asked. Call with n's lock held (either mode).
+func (fs *FS) getxattrCached(n *inode, name string) (v []byte, known bool, err error) {
+	v, present, known := fs.cache.ServeXattr(&n.Node, name)
+	if known && !present {
+		return nil, true, syscall.ENODATA
+	}
+	return v, known, nil
+}
+
+// getXattr returns the plaintext value of name on n (ENODATA if absent,
+// EOPNOTSUPP outside the user namespace), from the cache or the lower
+// file. Call with n's lock held (either mode).
+func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
+	if err := checkXattrName(name); err != nil {
+		return nil, err
+	}
+	if v, known, err := fs.getxattrCached(n, name); known {
+		return v, err
 	}
 	if n.kind == unix.S_IFLNK {
 		fs.cache.SetXattr(&n.Node, name, nil, false)
@@ -112,6 +129,11 @@ func (fs *FS) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
 	if err != nil {
 		return err
 	}
+	return replyXattr(op, v)
+}
+
+// replyXattr fills the reply to GETXATTR with value v.
+func replyXattr(op *fuseops.GetXattrOp, v []byte) error {
 	if len(op.Dst) == 0 {
 		op.BytesRead = len(v)
 		return nil
