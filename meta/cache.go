@@ -62,11 +62,14 @@ func (t Tier) Policy() Policy {
 	return Policy{}
 }
 
-// Sink receives the facts the daemon caches, so that a fast path can answer
-// from them. Calls for one inode are serialised by that inode's lock (for
-// a dentry, the directory's lock). Errors are reported by the sink itself;
-// a sink that cannot store a fact must make sure it no longer answers for
-// it.
+// Sink is a fast path that answers requests in the kernel from the facts
+// the cache publishes (the eBPF maps: fastpath.Sink). It receives every
+// fact the cache stores (Put*) and every withdrawal (Drop*, Forget), and
+// counts the positive LOOKUPs it answered per node (see rule 4 of the
+// package documentation). Calls for one inode are serialised by that
+// inode's lock (for a dentry, the directory's lock). Errors are reported
+// by the sink itself; a sink that cannot store a fact must make sure it
+// no longer answers for it.
 type Sink interface {
 	PutAttr(id uint64, a *fuseops.InodeAttributes)
 	DropAttr(id uint64)
@@ -75,7 +78,15 @@ type Sink interface {
 	PutXattr(id uint64, name string, value []byte, present bool)
 	DropXattr(id uint64, name string)
 	DropXattrs(id uint64)
+	// Forget drops everything about a node the daemon forgets: its
+	// attributes, xattrs and served-lookup count (not the entries naming
+	// it).
 	Forget(id uint64)
+	// ServedLookups returns how many positive LOOKUPs of id the fast path
+	// answered since the node was last forgotten. It only grows, but for
+	// a LOOKUP in progress that counted itself and then found no
+	// attributes to answer with: it takes its count back at once.
+	ServedLookups(id uint64) (uint64, error)
 }
 
 // Notifier sends invalidations to the kernel (a *fuse.Notifier in the daemon).

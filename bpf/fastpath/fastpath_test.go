@@ -105,8 +105,8 @@ func TestLookup(t *testing.T) {
 		{parent, "expired", 10, 7, -time.Second},       // negative duration = 0
 	}
 	for _, p := range puts {
-		if err := f.PutDentry(p.parent, p.name, p.child, p.gen, p.valid); err != nil {
-			t.Fatalf("PutDentry(%d, %q): %v", p.parent, p.name, err)
+		if err := f.PutEntry(p.parent, p.name, p.child, p.gen, p.valid); err != nil {
+			t.Fatalf("PutEntry(%d, %q): %v", p.parent, p.name, err)
 		}
 	}
 
@@ -224,10 +224,10 @@ func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
 	if err := f.PutAttr(child, testAttr(child), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(parent, "f", child, 1, time.Second); err != nil {
+	if err := f.PutEntry(parent, "f", child, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(parent, "neg", 0, 0, time.Second); err != nil {
+	if err := f.PutEntry(parent, "neg", 0, 0, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := servedLookups(t, f, child); got != 0 {
@@ -252,21 +252,21 @@ func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
 		}
 	}
 	// Attributes withdrawn: the lookup goes upcall and the count stays.
-	if err := f.DeleteAttr(child); err != nil {
+	if err := f.DropAttr(child); err != nil {
 		t.Fatal(err)
 	}
 	if ret, _ := run(t, f, mustLookupCtx(t, parent, "f")); ret != Upcall {
-		t.Fatalf("lookup after DeleteAttr: ret = %d, want Upcall", ret)
+		t.Fatalf("lookup after DropAttr: ret = %d, want Upcall", ret)
 	}
 	if got := servedLookups(t, f, child); got != 3 {
 		t.Fatalf("after an upcall: served lookups = %d, want 3", got)
 	}
-	// ForgetNode drops the counter; a new one starts at zero.
-	if err := f.ForgetNode(child); err != nil {
+	// Forget drops the counter; a new one starts at zero.
+	if err := f.Forget(child); err != nil {
 		t.Fatal(err)
 	}
 	if got := servedLookups(t, f, child); got != 0 {
-		t.Fatalf("after ForgetNode: served lookups = %d, want 0", got)
+		t.Fatalf("after Forget: served lookups = %d, want 0", got)
 	}
 	if err := f.PutAttr(child, testAttr(child), time.Second); err != nil {
 		t.Fatal(err)
@@ -315,13 +315,13 @@ func TestGetattr(t *testing.T) {
 		})
 	}
 
-	if err := f.DeleteAttr(30); err != nil {
+	if err := f.DropAttr(30); err != nil {
 		t.Fatal(err)
 	}
 	if ret, _ := run(t, f, GetattrCtx(30)); ret != Upcall {
-		t.Errorf("getattr after DeleteAttr: ret = %d, want Upcall", ret)
+		t.Errorf("getattr after DropAttr: ret = %d, want Upcall", ret)
 	}
-	if err := f.DeleteAttr(30); err != nil {
+	if err := f.DropAttr(30); err != nil {
 		t.Errorf("deleting absent attributes: %v", err)
 	}
 }
@@ -411,7 +411,7 @@ func TestDeleteThenMiss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := f.PutDentry(parent, "d", child, 1, time.Second); err != nil {
+	if err := f.PutEntry(parent, "d", child, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	names := []string{"user.a", "user.b", "security.selinux"}
@@ -449,8 +449,8 @@ func TestDeleteThenMiss(t *testing.T) {
 			},
 		},
 		{
-			desc: "DeleteDentry",
-			do:   func() error { return f.DeleteDentry(parent, "d") },
+			desc: "DropEntry",
+			do:   func() error { return f.DropEntry(parent, "d") },
 			checks: map[string]struct {
 				in   func() *Ctx
 				want int32
@@ -459,8 +459,8 @@ func TestDeleteThenMiss(t *testing.T) {
 			},
 		},
 		{
-			desc: "DeleteXattr",
-			do:   func() error { return f.DeleteXattr(child, "user.a") },
+			desc: "DropXattr",
+			do:   func() error { return f.DropXattr(child, "user.a") },
 			checks: map[string]struct {
 				in   func() *Ctx
 				want int32
@@ -470,8 +470,8 @@ func TestDeleteThenMiss(t *testing.T) {
 			},
 		},
 		{
-			desc: "DeleteXattrs",
-			do:   func() error { return f.DeleteXattrs(child) },
+			desc: "DropXattrs",
+			do:   func() error { return f.DropXattrs(child) },
 			checks: map[string]struct {
 				in   func() *Ctx
 				want int32
@@ -481,8 +481,8 @@ func TestDeleteThenMiss(t *testing.T) {
 			},
 		},
 		{
-			desc: "ForgetNode",
-			do:   func() error { return f.ForgetNode(other) },
+			desc: "Forget",
+			do:   func() error { return f.Forget(other) },
 			checks: map[string]struct {
 				in   func() *Ctx
 				want int32
@@ -495,8 +495,8 @@ func TestDeleteThenMiss(t *testing.T) {
 		{
 			desc: "deleting absent keys",
 			do: func() error {
-				return errors.Join(f.DeleteDentry(parent, "d"), f.DeleteXattr(child, "user.a"),
-					f.DeleteXattrs(child), f.DeleteAttr(999), f.ForgetNode(other), f.ForgetNode(12345))
+				return errors.Join(f.DropEntry(parent, "d"), f.DropXattr(child, "user.a"),
+					f.DropXattrs(child), f.DropAttr(999), f.Forget(other), f.Forget(12345))
 			},
 		},
 	}
@@ -534,10 +534,10 @@ func TestStats(t *testing.T) {
 	if err := f.PutAttr(70, testAttr(70), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(1, "p", 70, 0, time.Second); err != nil {
+	if err := f.PutEntry(1, "p", 70, 0, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(1, "n", 0, 0, time.Second); err != nil {
+	if err := f.PutEntry(1, "n", 0, 0, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.PutXattr(70, "security.capability", nil); err != nil {
@@ -591,9 +591,9 @@ func TestPutRejectsBadInput(t *testing.T) {
 		err  error
 	}{
 		{"attr of another inode", f.PutAttr(1, testAttr(2), time.Second)},
-		{"empty dentry name", f.PutDentry(1, "", 2, 0, time.Second)},
-		{"dentry name of 256 bytes", f.PutDentry(1, strings.Repeat("a", 256), 2, 0, time.Second)},
-		{"dentry name with NUL", f.PutDentry(1, "a\x00b", 2, 0, time.Second)},
+		{"empty dentry name", f.PutEntry(1, "", 2, 0, time.Second)},
+		{"dentry name of 256 bytes", f.PutEntry(1, strings.Repeat("a", 256), 2, 0, time.Second)},
+		{"dentry name with NUL", f.PutEntry(1, "a\x00b", 2, 0, time.Second)},
 		{"xattr name of 256 bytes", f.PutXattr(1, strings.Repeat("a", 256), []byte("v"))},
 		{"empty xattr name", f.PutXattr(1, "", nil)},
 	}

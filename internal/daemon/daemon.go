@@ -112,9 +112,9 @@ func Serve(ctx context.Context, o Options) (err error) {
 
 // serveTier mounts with one tier and serves until unmounted.
 func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice) error {
-	var sink fusefs.FastPath
+	var sink meta.Sink
 	if t.fp != nil {
-		sink = meta.NewMapSink(t.fp, o.Log)
+		sink = fastpath.NewSink(t.fp, o.Log)
 	}
 	notifier := fuse.NewNotifier()
 	fsys, err := fusefs.New(fusefs.Config{

@@ -23,19 +23,12 @@ const (
 	maxRequestBytes = 1 << 20
 )
 
-// FastPath is what the daemon needs from an in-kernel fast path beyond the
-// facts it publishes: the count of LOOKUPs it served per node.
-type FastPath interface {
-	meta.Sink
-	ServedLookups(id uint64) (uint64, error)
-}
-
 // Config configures a file system over a lower directory.
 type Config struct {
 	Lower    string       // the cipher directory
 	Suite    *crypt.Suite // keys; the FS does not wipe it
 	Tier     meta.Tier    // fast-path tier
-	FastPath FastPath     // the eBPF maps for the EBPF tier, else nil
+	FastPath meta.Sink    // the eBPF maps for the EBPF tier, else nil
 	ReadOnly bool         // refuse every change (EROFS)
 	Log      zerolog.Logger
 }
@@ -47,7 +40,7 @@ type FS struct {
 	suite    *crypt.Suite
 	log      zerolog.Logger
 	cache    *meta.Cache
-	fast     FastPath
+	fast     meta.Sink
 	readOnly bool
 	asRoot   bool // the daemon runs as root: create files as the caller
 	lower    string
@@ -78,14 +71,10 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat lower directory %s: %w", cfg.Lower, err)
 	}
-	var sink meta.Sink
-	if cfg.FastPath != nil {
-		sink = cfg.FastPath
-	}
 	fs := &FS{
 		suite:    cfg.Suite,
 		log:      cfg.Log,
-		cache:    meta.New(cfg.Tier, sink, notifier),
+		cache:    meta.New(cfg.Tier, cfg.FastPath, notifier),
 		fast:     cfg.FastPath,
 		readOnly: cfg.ReadOnly,
 		asRoot:   os.Geteuid() == 0,
