@@ -80,7 +80,7 @@ type Sink interface {
 	DropXattrs(id uint64)
 	// Forget drops everything about a node the daemon forgets: its
 	// attributes, xattrs and served-lookup count (not the entries naming
-	// it).
+	// it: they are dropped first, see rule 4).
 	Forget(id uint64)
 	// ServedLookups returns how many positive LOOKUPs of id the fast path
 	// answered since the node was last forgotten. It only grows, but for
@@ -309,6 +309,43 @@ func (c *Cache) RevokeChild(dir *Node, name string) {
 	}
 }
 
+// ServedLookups returns how many positive LOOKUPs of id the fast path
+// answered (rule 4); ok is false without a fast path, or when the count
+// cannot be read.
+func (c *Cache) ServedLookups(id uint64) (n uint64, ok bool) {
+	if c.sink == nil {
+		return 0, false
+	}
+	n, err := c.sink.ServedLookups(id)
+	return n, err == nil
+}
+
+// WithdrawChild drops the entry name of dir, from the cache and the fast
+// path, if it still leads to child: the first step of forgetting child
+// (rule 4). Call with dir's lock held exclusively.
+func (c *Cache) WithdrawChild(dir *Node, name string, child uint64) {
+	dir.c.Lock()
+	id, had := dir.children[name]
+	if had && id == child {
+		delete(dir.children, name)
+	}
+	dir.c.Unlock()
+	if had && id == child && c.sink != nil {
+		c.sink.DropEntry(dir.ID, name)
+	}
+}
+
+// WithdrawAttr withdraws n's attributes from the fast path, which then
+// can no longer answer a LOOKUP that leads to n: the second step of
+// forgetting n (rule 4). The cache keeps them (they are still true);
+// ServeAttr publishes them again when a request needs them. Call with
+// n's lock held exclusively.
+func (c *Cache) WithdrawAttr(n *Node) {
+	if c.sink != nil {
+		c.sink.DropAttr(n.ID)
+	}
+}
+
 // Xattr returns a cached extended attribute: value and present, or ok
 // false when nothing is cached.
 func (c *Cache) Xattr(n *Node, name string) (value []byte, present, ok bool) {
@@ -398,7 +435,8 @@ func (c *Cache) ChangedXattr(n *Node, name string) {
 	}
 }
 
-// Forget drops everything cached about n (the kernel forgot it).
+// Forget drops everything cached about n (the kernel forgot it; in the
+// EBPF tier, only after the steps of rule 4).
 func (c *Cache) Forget(n *Node) {
 	c.epoch.Add(1)
 	n.c.Lock()

@@ -124,6 +124,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		FastPath: sink,
 		ReadOnly: o.ReadOnly,
 		Log:      o.Log,
+		Retain:   fastpath.MaxAttrs,
 	}, notifier)
 	if err != nil {
 		return err

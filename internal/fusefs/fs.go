@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"os"
@@ -31,7 +32,16 @@ type Config struct {
 	FastPath meta.Sink    // the eBPF maps for the EBPF tier, else nil
 	ReadOnly bool         // refuse every change (EROFS)
 	Log      zerolog.Logger
+	// Retain is how many inodes the kernel forgot the EBPF tier keeps in
+	// the table and the maps, so that the fast path can answer their next
+	// LOOKUP (forget.go); 0 means DefaultRetain.
+	Retain int
 }
+
+// DefaultRetain is Config.Retain's default: the capacity of the fast
+// path's attribute map (fastpath.MaxAttrs), beyond which its LRU evicts
+// attributes anyway.
+const DefaultRetain = 32768
 
 // FS is the slow-path daemon: a jacobsa/fuse file system that stores every
 // file encrypted in the lower directory. Create it with New and serve it
@@ -52,6 +62,16 @@ type FS struct {
 	nextPrivate uint64
 	handles     map[fuseops.HandleID]any // *handle or *dirHandle
 	nextHandle  fuseops.HandleID
+
+	// Published inodes the kernel forgot (forget.go), guarded by mu:
+	// retained ones, oldest first, and those to withdraw.
+	retained       list.List
+	retainMax      int
+	withdrawals    []*inode
+	wakeWithdrawer chan struct{}
+	stopWithdrawer chan struct{}
+	withdrawerDone chan struct{}
+	closed         bool
 
 	warned sync.Map // lower paths already reported as undecodable
 	ivs    *ivFlusher
@@ -85,6 +105,10 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		handles:  make(map[fuseops.HandleID]any),
 		stats:    newStats(),
 	}
+	fs.retainMax = cfg.Retain
+	if fs.retainMax <= 0 {
+		fs.retainMax = DefaultRetain
+	}
 	fs.ivs = newIVFlusher(fs)
 	root := &inode{kind: unix.S_IFDIR, dev: st.Dev, ino: st.Ino, dirfd: fd, refs: 1}
 	root.ID = rootID
@@ -95,6 +119,12 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	if fs.fast != nil {
+		fs.wakeWithdrawer = make(chan struct{}, 1)
+		fs.stopWithdrawer = make(chan struct{})
+		fs.withdrawerDone = make(chan struct{})
+		go fs.withdrawer()
+	}
 	return fs, nil
 }
 
@@ -103,10 +133,15 @@ func (fs *FS) Tier() meta.Tier { return fs.cache.Tier() }
 
 // Close releases every lower descriptor. Call after the connection ended.
 func (fs *FS) Close() {
+	if fs.stopWithdrawer != nil {
+		close(fs.stopWithdrawer)
+		<-fs.withdrawerDone
+	}
 	fs.ivs.close()
 	fs.cache.Close()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	fs.closed = true // for rechecks still scheduled (forget.go)
 	for _, n := range fs.inodes {
 		if n.dirfd >= 0 {
 			unix.Close(n.dirfd)

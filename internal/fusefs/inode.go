@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"container/list"
 	"fmt"
 	"syscall"
 
@@ -25,14 +26,17 @@ type inode struct {
 	ino  uint64
 
 	// Guarded by FS.mu.
-	refs       uint64 // LOOKUP-like replies minus FORGETs
-	served     uint64 // fast-path served lookups already added to refs
-	published  bool   // reachable through the fast-path maps
+	refs       uint64 // kernel references: LOOKUP-like replies and served lookups minus FORGETs
+	served     uint64 // the fast path's served-lookup count, as last added to refs
 	dead       bool   // the lower inode is gone: its number may name another file
 	links      []link // names of the inode the kernel may use
 	childLinks int    // links of other inodes that name this directory as parent
 	dirfd      int    // directories: an O_PATH fd, -1 when closed
 	handles    map[*handle]struct{}
+	retained   *list.Element // in FS.retained: forgotten by the kernel, kept for the fast path
+	queued     bool          // waiting in FS.withdrawals
+	freeing    bool          // withdrawn, being freed: no new references (forget.go)
+	recheck    bool          // a second read of the served count is scheduled
 
 	// Guarded by the node lock.
 	dirIV    crypt.DirIV
@@ -149,7 +153,7 @@ func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirf
 		fs.addLinkLocked(n, link{parent: parent, lower: lower, plain: plain})
 	}
 	if ref {
-		n.refs++
+		fs.refLocked(n)
 	}
 	return n
 }

@@ -140,7 +140,6 @@ func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuse
 // lock and child's (either mode), and has counted the kernel reference.
 func (fs *FS) publishEntry(parent *inode, name string, child *inode, a fuseops.InodeAttributes, out *fuseops.ChildInodeEntry) {
 	fs.cache.SetChild(&parent.Node, name, child.ID, 0)
-	fs.markPublished(child)
 	*out = fuseops.ChildInodeEntry{
 		Child:                fuseops.InodeID(child.ID),
 		Attributes:           a,

@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,42 +10,16 @@ import (
 	"testing"
 
 	"github.com/jacobsa/fuse/fuseops"
-	"github.com/rs/zerolog"
 
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
-	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
-
-func newTestFS(t *testing.T, log *bytes.Buffer) *FS {
-	t.Helper()
-	lower := t.TempDir()
-	if _, err := writeDirIVAt(lower); err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := New(Config{Lower: lower, Suite: testSuite(t), Tier: meta.KernelCache, Log: zerolog.New(log)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fsys.Close)
-	return fsys
-}
-
-func writeDirIVAt(dir string) (crypt.DirIV, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return crypt.DirIV{}, err
-	}
-	defer f.Close()
-	return ciphertree.WriteDirIV(int(f.Fd()))
-}
 
 // TestPanicBecomesEIO: a request whose handler panics fails with EIO and
 // one log line; the server goes on.
 func TestPanicBecomesEIO(t *testing.T) {
-	var log bytes.Buffer
-	s := &server{fs: newTestFS(t, &log)}
+	f := newTestFS(t, meta.KernelCache, nil, 0)
+	s, log := &server{fs: f.FS}, f.log
 	var nilOp *fuseops.LookUpInodeOp // dereferencing it panics inside the handler
 	if got := s.call(context.Background(), nilOp, describe(nilOp)); got != syscall.EIO {
 		t.Fatalf("panicking request: errno %v, want EIO", got)
@@ -63,8 +36,7 @@ func TestPanicBecomesEIO(t *testing.T) {
 // TestErrno: wrapped errors reach the kernel as their errno (jacobsa/fuse
 // would turn anything but a bare syscall.Errno into EIO).
 func TestErrno(t *testing.T) {
-	var log bytes.Buffer
-	fsys := newTestFS(t, &log)
+	fsys := newTestFS(t, meta.KernelCache, nil, 0)
 	for _, c := range []struct {
 		err  error
 		want syscall.Errno
