@@ -46,7 +46,9 @@ func (fs *FS) beginCreate(parent fuseops.InodeID, name string) (*creation, error
 	return c, nil
 }
 
-// fail undoes the sidecar after the lower creation failed.
+// endCreate ends what beginCreate began: it removes the sidecar of a long
+// name when the lower creation failed (err), drops the parent's cached
+// attributes when it succeeded, and unlocks the parent.
 func (fs *FS) endCreate(c *creation, err error) {
 	if err != nil && c.long {
 		unix.Unlinkat(c.pfd, crypt.SidecarName(c.lower), 0)

@@ -156,8 +156,8 @@ func (fs *FS) Close() {
 	}
 }
 
-// errAuth marks data that failed authentication, for the one log line and
-// the EIO the caller gets.
+// authFailed reports data that failed authentication: one error log line
+// naming the cipher path, and EIO for the caller.
 func (fs *FS) authFailed(op string, n *inode, name string, err error) error {
 	fs.log.Error().Str("op", op).Uint64("inode", n.ID).Str("path", fs.lowerPath(n, name)).
 		Err(err).Msg("authentication failed: cipher data was modified or is corrupt")

@@ -38,12 +38,20 @@ type inode struct {
 	freeing    bool          // withdrawn, being freed: no new references (forget.go)
 	recheck    bool          // a second read of the served count is scheduled
 
-	// Guarded by the node lock.
-	dirIV    crypt.DirIV
+	// Loaded on first use, by requests that may hold the node lock only
+	// shared, so guarded by FS.mu too; set once, never changed.
+	dirIV    crypt.DirIV // directories: the name IV
 	dirIVOK  bool
 	target   string // symlinks: decrypted target
 	targetOK bool
 }
+
+// Locks: the node lock (meta.Node: Lock, RLock) orders the requests about
+// one inode and guards its cached facts (see package meta); a directory's
+// lock also guards its entries. Locks are taken parent before child, and
+// two directories in ID order (rename). FS.mu guards the table and the
+// fields above, is held only briefly, and is always taken last: never
+// wait for a node lock while holding it.
 
 // link is one name of an inode in the lower tree.
 type link struct {
@@ -231,7 +239,7 @@ func (fs *FS) linksOf(n *inode) []link {
 	return append([]link(nil), n.links...)
 }
 
-// parentFd returns the O_PATH fd of a directory inode. The fd stays open
+// dirFd returns the O_PATH fd of a directory inode. The fd stays open
 // while the directory has child links or references, which the caller's
 // use guarantees.
 func (fs *FS) dirFd(n *inode) (int, error) {
