@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cryptfs/cryptfs/bpf/fastpath"
+	"github.com/cryptfs/cryptfs/bpf/fastpath/fastpathtest"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -41,7 +42,7 @@ func (s *servingSink) DropEntry(parent uint64, name string) {
 // stays answerable within the bound, one served during its withdrawal is
 // kept, and a withdrawn inode leaves nothing the program could answer.
 func TestForgetWithTheProgram(t *testing.T) {
-	fp := fastpath.LoadForTest(t)
+	fp := fastpathtest.Load(t)
 	if err := fp.SetUserXattrsOnly(true); err != nil {
 		t.Fatal(err)
 	}
