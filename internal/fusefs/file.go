@@ -122,6 +122,24 @@ func (fs *FS) contentOf(op string, h *handle) (*ciphertree.Content, error) {
 	return c, nil
 }
 
+// contentFailed turns an error of the content engine into the request's:
+// data that fails authentication (or a lower file shorter than its size
+// says) is EIO plus the one log line naming the file; a failed growth
+// whose undoing failed too (ciphertree.ErrUndo) keeps its errno for the
+// caller and is logged as an error, since the file may have changed.
+func (fs *FS) contentFailed(op string, n *inode, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort):
+		return fs.authFailed(op, n, "", err)
+	case errors.Is(err, ciphertree.ErrUndo):
+		fs.log.Error().Str("op", op).Uint64("inode", n.ID).Str("path", fs.lowerPath(n, "")).Err(err).
+			Msg("a failed change could not be undone: the file may be longer than before or its last block unreadable")
+	}
+	return err
+}
+
 // ReadFile decrypts the requested range.
 func (fs *FS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 	h, err := fs.fileHandle(op.Handle)
@@ -136,10 +154,7 @@ func (fs *FS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 	}
 	n, err := c.ReadAt(op.Dst[:min(len(op.Dst), int(op.Size))], uint64(op.Offset))
 	if err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
-			return fs.authFailed("read", h.n, "", err)
-		}
-		return err
+		return fs.contentFailed("read", h.n, err)
 	}
 	op.BytesRead = n
 	fs.touchAtime(h)
@@ -203,10 +218,7 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	}
 	err = c.WriteAt(op.Data, uint64(op.Offset))
 	fs.cache.ChangedAttr(&h.n.Node)
-	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
-		return fs.authFailed("write", h.n, "", err)
-	}
-	return err
+	return fs.contentFailed("write", h.n, err)
 }
 
 // SyncFile flushes the lower file (or directory: FSYNCDIR arrives here
@@ -262,8 +274,5 @@ func (fs *FS) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
 	}
 	err = c.Allocate(op.Offset, op.Length, op.Mode == unix.FALLOC_FL_KEEP_SIZE)
 	fs.cache.ChangedAttr(&h.n.Node)
-	if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
-		return fs.authFailed("fallocate", h.n, "", err)
-	}
-	return err
+	return fs.contentFailed("fallocate", h.n, err)
 }

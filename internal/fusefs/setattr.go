@@ -8,9 +8,6 @@ import (
 
 	"github.com/jacobsa/fuse/fuseops"
 	"golang.org/x/sys/unix"
-
-	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // SetInodeAttributes handles chmod, chown, utimens and truncate.
@@ -154,11 +151,5 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Truncate(size); err != nil {
-		if errors.Is(err, crypt.ErrAuth) || errors.Is(err, ciphertree.ErrShort) {
-			return fs.authFailed("truncate", n, "", err)
-		}
-		return err
-	}
-	return nil
+	return fs.contentFailed("truncate", n, c.Truncate(size))
 }
