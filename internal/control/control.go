@@ -34,6 +34,10 @@ type Status struct {
 	// BPFProgramID is the kernel ID of the fast-path program whose maps
 	// the daemon fills (ebpf tier); tests open it to run it directly.
 	BPFProgramID uint32 `json:"bpf_program_id,omitempty"`
+	// Inodes is the size of the daemon's inode table now: the inodes the
+	// kernel holds, their parents, open files, and in the ebpf tier up to
+	// 32768 more the fast path may still answer for.
+	Inodes int `json:"inodes"`
 }
 
 // OpFigures are one opcode's request figures.

@@ -18,7 +18,11 @@ type controlHandler struct {
 	status control.Status
 }
 
-func (h *controlHandler) Status() control.Status { return h.status }
+func (h *controlHandler) Status() control.Status {
+	st := h.status
+	st.Inodes = h.fsys.Inodes()
+	return st
+}
 
 // Stats gathers the figures of the three sources that exist for this
 // mount and merges them (mergeStats).

@@ -330,6 +330,40 @@ func testServe(t *testing.T, tier string) {
 		t.Errorf("no WRITE counted: %+v", stats)
 	}
 
+	// Files created and removed leave the inode table as it was, in every
+	// tier: the kernel's FORGETs free them (in the ebpf tier through the
+	// withdrawal of rule 4; they used to stay for good).
+	sub := filepath.Join(mnt, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprint(i)), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := control.GetStatus(dev); st.Inodes < 100 {
+		t.Errorf("%d inodes in the table with 100 files in use, want at least 100", st.Inodes)
+	}
+	if err := os.RemoveAll(sub); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := control.GetStatus(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Inodes <= 2 { // the root and f
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d inodes in the table after the 101 created were removed, want 2", st.Inodes)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:

@@ -128,6 +128,13 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 	return fs, nil
 }
 
+// Inodes returns the number of inodes in the table.
+func (fs *FS) Inodes() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return len(fs.inodes)
+}
+
 // Tier returns the active fast-path tier.
 func (fs *FS) Tier() meta.Tier { return fs.cache.Tier() }
 
