@@ -292,6 +292,7 @@ var categories = []category{
 	{"AEAD (XChaCha20-Poly1305)", anyFrame("chacha20poly1305", "chacha20.", "poly1305.")},
 	{"name hashing (BLAKE2b)", anyFrame("blake2b")},
 	{"cryptfs fusefs", anyFrame("github.com/cryptfs/cryptfs/internal/fusefs.")},
+	{"cryptfs ciphertree (lower I/O, block engine)", anyFrame("github.com/cryptfs/cryptfs/internal/ciphertree.")},
 	{"cryptfs meta/", anyFrame("github.com/cryptfs/cryptfs/meta.")},
 	{"cryptfs crypt/", anyFrame("github.com/cryptfs/cryptfs/crypt.")},
 	{"jacobsa/fuse", anyFrame("github.com/jacobsa/fuse")},

@@ -3,6 +3,7 @@ package crypt
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/rand"
 	"reflect"
 	"testing"
 )
@@ -51,3 +52,18 @@ func aeadKeyIsZero(a cipher.AEAD) bool {
 
 // b64Alphabet is the base64url alphabet.
 const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// newTestSuite returns a Suite under a fresh random master key, wiped
+// when the test ends.
+func newTestSuite(tb testing.TB, opts Options) *Suite {
+	tb.Helper()
+	master := make([]byte, KeyLen)
+	rand.Read(master)
+	defer Wipe(master)
+	s, err := New(master, opts)
+	if err != nil {
+		tb.Fatalf("crypt.New: %v", err)
+	}
+	tb.Cleanup(s.Wipe)
+	return s
+}

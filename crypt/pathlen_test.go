@@ -87,7 +87,7 @@ func TestGoTreeCipherPathLengths(t *testing.T) {
 	if testing.Short() {
 		t.Skip("walks the whole Go tree")
 	}
-	s := NewTestSuite(t, Options{})
+	s := newTestSuite(t, Options{})
 	ivs := map[string]DirIV{}
 	cipherDir := map[string]string{".": ""}
 	var ours, gocryptfs, plain pathStats

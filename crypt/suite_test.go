@@ -149,7 +149,7 @@ func TestDeterministicNamesOption(t *testing.T) {
 }
 
 func TestNewTestSuite(t *testing.T) {
-	a, b := NewTestSuite(t, Options{}), NewTestSuite(t, Options{})
+	a, b := newTestSuite(t, Options{}), newTestSuite(t, Options{})
 	ea, _ := a.EncryptName(DirIV{}, "x")
 	eb, _ := b.EncryptName(DirIV{}, "x")
 	if ea == eb {

@@ -62,11 +62,14 @@ func (t Tier) Policy() Policy {
 	return Policy{}
 }
 
-// Sink receives the facts the daemon caches, so that a fast path can answer
-// from them. Calls for one inode are serialised by that inode's lock (for
-// a dentry, the directory's lock). Errors are reported by the sink itself;
-// a sink that cannot store a fact must make sure it no longer answers for
-// it.
+// Sink is a fast path that answers requests in the kernel from the facts
+// the cache publishes (the eBPF maps: fastpath.Sink). It receives every
+// fact the cache stores (Put*) and every withdrawal (Drop*, Forget), and
+// counts the positive LOOKUPs it answered per node (see rule 4 of the
+// package documentation). Calls for one inode are serialised by that
+// inode's lock (for a dentry, the directory's lock). Errors are reported
+// by the sink itself; a sink that cannot store a fact must make sure it
+// no longer answers for it.
 type Sink interface {
 	PutAttr(id uint64, a *fuseops.InodeAttributes)
 	DropAttr(id uint64)
@@ -75,7 +78,15 @@ type Sink interface {
 	PutXattr(id uint64, name string, value []byte, present bool)
 	DropXattr(id uint64, name string)
 	DropXattrs(id uint64)
+	// Forget drops everything about a node the daemon forgets: its
+	// attributes, xattrs and served-lookup count (not the entries naming
+	// it: they are dropped first, see rule 4).
 	Forget(id uint64)
+	// ServedLookups returns how many positive LOOKUPs of id the fast path
+	// answered since the node was last forgotten. It only grows, but for
+	// a LOOKUP in progress that counted itself and then found no
+	// attributes to answer with: it takes its count back at once.
+	ServedLookups(id uint64) (uint64, error)
 }
 
 // Notifier sends invalidations to the kernel (a *fuse.Notifier in the daemon).
@@ -298,6 +309,43 @@ func (c *Cache) RevokeChild(dir *Node, name string) {
 	}
 }
 
+// ServedLookups returns how many positive LOOKUPs of id the fast path
+// answered (rule 4); ok is false without a fast path, or when the count
+// cannot be read.
+func (c *Cache) ServedLookups(id uint64) (n uint64, ok bool) {
+	if c.sink == nil {
+		return 0, false
+	}
+	n, err := c.sink.ServedLookups(id)
+	return n, err == nil
+}
+
+// WithdrawChild drops the entry name of dir, from the cache and the fast
+// path, if it still leads to child: the first step of forgetting child
+// (rule 4). Call with dir's lock held exclusively.
+func (c *Cache) WithdrawChild(dir *Node, name string, child uint64) {
+	dir.c.Lock()
+	id, had := dir.children[name]
+	if had && id == child {
+		delete(dir.children, name)
+	}
+	dir.c.Unlock()
+	if had && id == child && c.sink != nil {
+		c.sink.DropEntry(dir.ID, name)
+	}
+}
+
+// WithdrawAttr withdraws n's attributes from the fast path, which then
+// can no longer answer a LOOKUP that leads to n: the second step of
+// forgetting n (rule 4). The cache keeps them (they are still true);
+// ServeAttr publishes them again when a request needs them. Call with
+// n's lock held exclusively.
+func (c *Cache) WithdrawAttr(n *Node) {
+	if c.sink != nil {
+		c.sink.DropAttr(n.ID)
+	}
+}
+
 // Xattr returns a cached extended attribute: value and present, or ok
 // false when nothing is cached.
 func (c *Cache) Xattr(n *Node, name string) (value []byte, present, ok bool) {
@@ -387,7 +435,8 @@ func (c *Cache) ChangedXattr(n *Node, name string) {
 	}
 }
 
-// Forget drops everything cached about n (the kernel forgot it).
+// Forget drops everything cached about n (the kernel forgot it; in the
+// EBPF tier, only after the steps of rule 4).
 func (c *Cache) Forget(n *Node) {
 	c.epoch.Add(1)
 	n.c.Lock()

@@ -42,9 +42,41 @@
 //     goroutine, never from inside the operation: the kernel may hold a
 //     directory lock while it waits for the operation's reply, and a
 //     synchronous notification on that directory would deadlock.
-//  4. Inodes published to the eBPF maps stay in the daemon's inode table as
-//     long as any published dentry can lead the kernel to them: a served
-//     positive LOOKUP raises the kernel's lookup count without the daemon
-//     seeing it, so FORGET accounting adds the served count the program
-//     keeps per node (ServedLookups) before deciding an inode is gone.
+//  4. FORGET in the EBPF tier: the LOOKUPs the program answered count as
+//     kernel references, and a node is forgotten only by the steps below.
+//
+// # Forgetting a node (rule 4)
+//
+// Each positive LOOKUP the program answers gives the kernel one more
+// reference to the child, for which it will send FORGET, without the daemon
+// seeing the LOOKUP. The program counts them per node
+// (Sink.ServedLookups), incrementing the count before it checks the
+// child's attributes and taking the increment back when they are missing.
+// The daemon's count of the kernel's references to a node is its own
+// LOOKUP-like replies, plus the served count read at each FORGET (the
+// difference since the last read; it may be -1 when a LOOKUP counted
+// itself and then gave up), minus the FORGETs.
+//
+// When that reaches 0 and nothing else holds the node (no child in the
+// table, no open file), the node may stay while the maps can still lead
+// the kernel to it, so that the program answers its next LOOKUP (up to a
+// bound on how many). To forget it, the daemon:
+//
+//  1. withdraws every entry naming it (WithdrawChild), each under its
+//     directory's lock, so no new LOOKUP finds it;
+//  2. under the node's lock, withdraws its attributes (WithdrawAttr): the
+//     program counts before it checks them, so once they are gone every
+//     LOOKUP it answered for the node is counted;
+//  3. reads the served count again: if it moved, the kernel took new
+//     references in between and the node stays (its facts go to the maps
+//     again when a request needs them);
+//  4. otherwise takes the node out of its table (no reply can hand it out
+//     any more) and only then drops what the cache and the maps hold about
+//     it (Forget: its entries as a directory, xattrs, served count), so
+//     that a new node of the same lower file, or with the same ID, never
+//     loses its facts to it.
+//
+// A count that moved by one LOOKUP about to take it back is read again a
+// moment later, so no node stays for a reference nobody holds. The daemon
+// runs these steps in internal/fusefs (forget.go).
 package meta

@@ -96,25 +96,20 @@
 // the counter before it checks the child's attributes, and when they are
 // missing it takes its increment back and answers Upcall. So the counter
 // only grows, apart from such a transient +1 of a run that is about to go
-// upcall, and every served lookup is counted before a concurrent
-// DeleteAttr of the child returns. The daemon keeps, per node, the last
-// total it has accounted for and adds the (signed, wrapping) difference to
-// its lookup count; deleting the counter never loses a count it has not
-// read. To forget a node race-free, under the node's lock:
+// upcall, and every served lookup is counted before a concurrent DropAttr
+// of the child returns. Forget deletes the counter with the node's other
+// facts.
 //
-//  1. when its lookup count (own replies + served) reaches 0, DeleteAttr;
-//  2. read ServedLookups again: if it moved, account the difference and
-//     keep the node (the kernel took new references in between);
-//  3. otherwise ForgetNode, and delete the dentries naming it as child.
-//
-// A transient +1 seen in step 2 makes the daemon keep a node the kernel no
-// longer references until the next read corrects it: a bounded, rare leak,
-// never a premature forget.
+// How the daemon uses this to forget a node without losing a reference is
+// rule 4 of the coherence rules in package meta (the one place it is
+// written; internal/fusefs runs it): withdraw the entries naming the node,
+// then its attributes, read the counter again, and Forget only if it did
+// not move.
 //
 // # Ordering against replies
 //
-// Put and Delete take effect immediately for the next run of the program.
-// The daemon must withdraw a fact (Delete*) before the reply or
+// Put and Drop take effect immediately for the next run of the program.
+// The daemon must withdraw a fact (Drop*) before the reply or
 // invalidation that changes it leaves the daemon, and publish facts under
 // the same per-inode lock as the reply, so a stale Put can never land after
 // a withdrawal.

@@ -78,8 +78,8 @@ type FastPath struct {
 	objs fastpathObjects
 
 	mu sync.Mutex
-	// xattrNames indexes the xattr names put per nodeid, so DeleteXattrs
-	// and ForgetNode need not scan the whole xattrs map. It may name
+	// xattrNames indexes the xattr names put per nodeid, so DropXattrs
+	// and Forget need not scan the whole xattrs map. It may name
 	// entries the LRU has since evicted; deleting those is harmless.
 	xattrNames map[uint64]map[string]struct{}
 }
@@ -206,40 +206,40 @@ func (f *FastPath) PutAttr(nodeid uint64, a Attr, valid time.Duration) error {
 	return nil
 }
 
-// DeleteAttr withdraws the attributes of nodeid: GETATTR and positive
+// DropAttr withdraws the attributes of nodeid: GETATTR and positive
 // LOOKUPs resolving to it go to the daemon from now on.
-func (f *FastPath) DeleteAttr(nodeid uint64) error {
+func (f *FastPath) DropAttr(nodeid uint64) error {
 	if err := del(f.objs.Attrs, nodeid); err != nil {
-		return fmt.Errorf("fastpath: delete attr %d: %w", nodeid, err)
+		return fmt.Errorf("fastpath: drop attr %d: %w", nodeid, err)
 	}
 	return nil
 }
 
-// PutDentry publishes the entry name in directory parent: child is its
+// PutEntry publishes the entry name in directory parent: child is its
 // nodeid (0 for a negative entry) and valid the entry validity the kernel
 // gets. A positive entry is served only while child's attributes are
 // present.
-func (f *FastPath) PutDentry(parent uint64, name string, child, generation uint64, valid time.Duration) error {
+func (f *FastPath) PutEntry(parent uint64, name string, child, generation uint64, valid time.Duration) error {
 	k, err := nameKey(parent, name)
 	if err != nil {
-		return fmt.Errorf("fastpath: put dentry %d/%q: %w", parent, name, err)
+		return fmt.Errorf("fastpath: put entry %d/%q: %w", parent, name, err)
 	}
 	v := fastpathFpDentry{Child: child, Generation: generation}
 	v.ValidSec, v.ValidNsec = validity(valid)
 	if err := f.objs.Dentries.Put(&k, &v); err != nil {
-		return fmt.Errorf("fastpath: put dentry %d/%q: %w", parent, name, err)
+		return fmt.Errorf("fastpath: put entry %d/%q: %w", parent, name, err)
 	}
 	return nil
 }
 
-// DeleteDentry withdraws the entry name in directory parent.
-func (f *FastPath) DeleteDentry(parent uint64, name string) error {
+// DropEntry withdraws the entry name in directory parent.
+func (f *FastPath) DropEntry(parent uint64, name string) error {
 	k, err := nameKey(parent, name)
 	if err != nil {
-		return fmt.Errorf("fastpath: delete dentry %d/%q: %w", parent, name, err)
+		return fmt.Errorf("fastpath: drop entry %d/%q: %w", parent, name, err)
 	}
 	if err := del(f.objs.Dentries, &k); err != nil {
-		return fmt.Errorf("fastpath: delete dentry %d/%q: %w", parent, name, err)
+		return fmt.Errorf("fastpath: drop entry %d/%q: %w", parent, name, err)
 	}
 	return nil
 }
@@ -278,11 +278,11 @@ func (f *FastPath) PutXattr(nodeid uint64, name string, value []byte) error {
 	return nil
 }
 
-// DeleteXattr withdraws the extended attribute name of nodeid.
-func (f *FastPath) DeleteXattr(nodeid uint64, name string) error {
+// DropXattr withdraws the extended attribute name of nodeid.
+func (f *FastPath) DropXattr(nodeid uint64, name string) error {
 	k, err := nameKey(nodeid, name)
 	if err != nil {
-		return fmt.Errorf("fastpath: delete xattr %d %q: %w", nodeid, name, err)
+		return fmt.Errorf("fastpath: drop xattr %d %q: %w", nodeid, name, err)
 	}
 	f.mu.Lock()
 	if names := f.xattrNames[nodeid]; names != nil {
@@ -293,14 +293,14 @@ func (f *FastPath) DeleteXattr(nodeid uint64, name string) error {
 	}
 	f.mu.Unlock()
 	if err := del(f.objs.Xattrs, &k); err != nil {
-		return fmt.Errorf("fastpath: delete xattr %d %q: %w", nodeid, name, err)
+		return fmt.Errorf("fastpath: drop xattr %d %q: %w", nodeid, name, err)
 	}
 	return nil
 }
 
-// DeleteXattrs withdraws every extended attribute of nodeid that was put
+// DropXattrs withdraws every extended attribute of nodeid that was put
 // through f.
-func (f *FastPath) DeleteXattrs(nodeid uint64) error {
+func (f *FastPath) DropXattrs(nodeid uint64) error {
 	f.mu.Lock()
 	names := f.xattrNames[nodeid]
 	delete(f.xattrNames, nodeid)
@@ -312,14 +312,14 @@ func (f *FastPath) DeleteXattrs(nodeid uint64) error {
 			err = del(f.objs.Xattrs, &k)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("fastpath: delete xattr %d %q: %w", nodeid, name, err))
+			errs = append(errs, fmt.Errorf("fastpath: drop xattr %d %q: %w", nodeid, name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // ServedLookups returns how many positive LOOKUPs of nodeid the program has
-// served since the counter was created. It only grows until ForgetNode;
+// served since the counter was created. It only grows until Forget;
 // the caller keeps the part it has already accounted for.
 func (f *FastPath) ServedLookups(nodeid uint64) (uint64, error) {
 	var n uint64
@@ -333,19 +333,19 @@ func (f *FastPath) ServedLookups(nodeid uint64) (uint64, error) {
 	return n, nil
 }
 
-// ForgetNode drops everything published about a node the daemon has
+// Forget drops everything published about a node the daemon has
 // forgotten: its attributes, its served-lookup counter and the xattrs put
 // through f. The attributes go first, so no LOOKUP can be served for the
 // node once the counter is gone. Entries naming the node as child are the
 // caller's to delete.
-func (f *FastPath) ForgetNode(nodeid uint64) error {
-	if err := f.DeleteAttr(nodeid); err != nil {
+func (f *FastPath) Forget(nodeid uint64) error {
+	if err := f.DropAttr(nodeid); err != nil {
 		return err
 	}
 	if err := del(f.objs.ServedLookups, nodeid); err != nil {
 		return fmt.Errorf("fastpath: delete served lookups of %d: %w", nodeid, err)
 	}
-	return f.DeleteXattrs(nodeid)
+	return f.DropXattrs(nodeid)
 }
 
 // Stats returns the per-opcode hit and miss counters, summed over CPUs.

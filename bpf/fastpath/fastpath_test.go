@@ -1,4 +1,4 @@
-package fastpath
+package fastpath_test
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cryptfs/cryptfs/bpf/fastpath"
+	"github.com/cryptfs/cryptfs/bpf/fastpath/fastpathtest"
+
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
@@ -16,7 +19,7 @@ import (
 
 // garbage fills the output part of c with 0xff, so a test notices any
 // output field the program fails to write.
-func garbage(c *Ctx) *Ctx {
+func garbage(c *fastpath.Ctx) *fastpath.Ctx {
 	x := c.XattrOut()
 	x.Size, x.Padding = 0xffffffff, 0xffffffff
 	for i := range x.Value {
@@ -25,25 +28,25 @@ func garbage(c *Ctx) *Ctx {
 	return c
 }
 
-func mustLookupCtx(t *testing.T, parent uint64, name string) *Ctx {
+func mustLookupCtx(t *testing.T, parent uint64, name string) *fastpath.Ctx {
 	t.Helper()
-	c, err := LookupCtx(parent, name)
+	c, err := fastpath.LookupCtx(parent, name)
 	if err != nil {
-		t.Fatalf("LookupCtx(%d, %q): %v", parent, name, err)
+		t.Fatalf("fastpath.LookupCtx(%d, %q): %v", parent, name, err)
 	}
 	return garbage(c)
 }
 
-func mustGetxattrCtx(t *testing.T, nodeid uint64, name string, size uint32) *Ctx {
+func mustGetxattrCtx(t *testing.T, nodeid uint64, name string, size uint32) *fastpath.Ctx {
 	t.Helper()
-	c, err := GetxattrCtx(nodeid, name, size)
+	c, err := fastpath.GetxattrCtx(nodeid, name, size)
 	if err != nil {
-		t.Fatalf("GetxattrCtx(%d, %q, %d): %v", nodeid, name, size, err)
+		t.Fatalf("fastpath.GetxattrCtx(%d, %q, %d): %v", nodeid, name, size, err)
 	}
 	return garbage(c)
 }
 
-func run(t *testing.T, f *FastPath, in *Ctx) (int32, *Ctx) {
+func run(t *testing.T, f *fastpath.FastPath, in *fastpath.Ctx) (int32, *fastpath.Ctx) {
 	t.Helper()
 	ret, out, err := f.Run(in)
 	if err != nil {
@@ -53,8 +56,8 @@ func run(t *testing.T, f *FastPath, in *Ctx) (int32, *Ctx) {
 }
 
 // testAttr returns distinct attributes for nodeid, every field set.
-func testAttr(nodeid uint64) Attr {
-	return Attr{
+func testAttr(nodeid uint64) fastpath.Attr {
+	return fastpath.Attr{
 		Ino: nodeid, Size: 1000 + nodeid, Blocks: 3,
 		Atime: 1700000001, Mtime: 1700000002, Ctime: 1700000003,
 		Atimensec: 11, Mtimensec: 22, Ctimensec: 33,
@@ -64,7 +67,7 @@ func testAttr(nodeid uint64) Attr {
 }
 
 func TestLoadIsSleepableSyscallProgram(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	info, err := f.Program().Info()
 	if err != nil {
 		t.Fatalf("Program().Info: %v", err)
@@ -78,9 +81,9 @@ func TestLoadIsSleepableSyscallProgram(t *testing.T) {
 }
 
 func TestLookup(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	const parent = 1
-	long := strings.Repeat("n", NameMax)
+	long := strings.Repeat("n", fastpath.NameMax)
 
 	// Published facts.
 	for _, child := range []uint64{10, 11} {
@@ -105,75 +108,75 @@ func TestLookup(t *testing.T) {
 		{parent, "expired", 10, 7, -time.Second},       // negative duration = 0
 	}
 	for _, p := range puts {
-		if err := f.PutDentry(p.parent, p.name, p.child, p.gen, p.valid); err != nil {
-			t.Fatalf("PutDentry(%d, %q): %v", p.parent, p.name, err)
+		if err := f.PutEntry(p.parent, p.name, p.child, p.gen, p.valid); err != nil {
+			t.Fatalf("PutEntry(%d, %q): %v", p.parent, p.name, err)
 		}
 	}
 
 	attr10, attr11 := testAttr(10), testAttr(11)
 	tests := []struct {
 		desc       string
-		in         *Ctx
+		in         *fastpath.Ctx
 		wantRet    int32
-		want       EntryOut // checked when wantRet == Served
+		want       fastpath.EntryOut // checked when wantRet == fastpath.Served
 		wantServed map[uint64]uint64
 	}{
 		{
-			desc: "positive, name of 1 byte", in: mustLookupCtx(t, parent, "a"), wantRet: Served,
-			want: EntryOut{Nodeid: 10, Generation: 7, EntryValid: 1, EntryValidNsec: 500000000,
+			desc: "positive, name of 1 byte", in: mustLookupCtx(t, parent, "a"), wantRet: fastpath.Served,
+			want: fastpath.EntryOut{Nodeid: 10, Generation: 7, EntryValid: 1, EntryValidNsec: 500000000,
 				AttrValid: 2, AttrValidNsec: 250000000, Attr: attr10},
 			wantServed: map[uint64]uint64{10: 1},
 		},
 		{
-			desc: "positive, name of 255 bytes", in: mustLookupCtx(t, parent, long), wantRet: Served,
-			want: EntryOut{Nodeid: 11, Generation: 8, EntryValid: 3, EntryValidNsec: 0,
+			desc: "positive, name of 255 bytes", in: mustLookupCtx(t, parent, long), wantRet: fastpath.Served,
+			want: fastpath.EntryOut{Nodeid: 11, Generation: 8, EntryValid: 3, EntryValidNsec: 0,
 				AttrValid: 2, AttrValidNsec: 250000000, Attr: attr11},
 			wantServed: map[uint64]uint64{11: 1},
 		},
 		{
-			desc: "negative dentry", in: mustLookupCtx(t, parent, "gone"), wantRet: Served,
-			want: EntryOut{Nodeid: 0, EntryValid: 0, EntryValidNsec: 500000000},
+			desc: "negative dentry", in: mustLookupCtx(t, parent, "gone"), wantRet: fastpath.Served,
+			want: fastpath.EntryOut{Nodeid: 0, EntryValid: 0, EntryValidNsec: 500000000},
 		},
 		{
-			desc: "negative dentry without validity", in: mustLookupCtx(t, parent, "neg-novalid"), wantRet: Served,
-			want: EntryOut{},
+			desc: "negative dentry without validity", in: mustLookupCtx(t, parent, "neg-novalid"), wantRet: fastpath.Served,
+			want: fastpath.EntryOut{},
 		},
 		{
-			desc: "positive, negative duration gives zero validity", in: mustLookupCtx(t, parent, "expired"), wantRet: Served,
-			want:       EntryOut{Nodeid: 10, Generation: 7, AttrValid: 2, AttrValidNsec: 250000000, Attr: attr10},
+			desc: "positive, negative duration gives zero validity", in: mustLookupCtx(t, parent, "expired"), wantRet: fastpath.Served,
+			want:       fastpath.EntryOut{Nodeid: 10, Generation: 7, AttrValid: 2, AttrValidNsec: 250000000, Attr: attr10},
 			wantServed: map[uint64]uint64{10: 1},
 		},
-		{desc: "dentry without attributes", in: mustLookupCtx(t, parent, "noattr"), wantRet: Upcall},
-		{desc: "no dentry", in: mustLookupCtx(t, parent, "missing"), wantRet: Upcall},
-		{desc: "longer than a dentry name", in: mustLookupCtx(t, parent, "abc"), wantRet: Upcall},
-		{desc: "same name, other parent", in: mustLookupCtx(t, 3, "a"), wantRet: Upcall},
+		{desc: "dentry without attributes", in: mustLookupCtx(t, parent, "noattr"), wantRet: fastpath.Upcall},
+		{desc: "no dentry", in: mustLookupCtx(t, parent, "missing"), wantRet: fastpath.Upcall},
+		{desc: "longer than a dentry name", in: mustLookupCtx(t, parent, "abc"), wantRet: fastpath.Upcall},
+		{desc: "same name, other parent", in: mustLookupCtx(t, 3, "a"), wantRet: fastpath.Upcall},
 		{
-			desc: "name bytes after name_len", wantRet: Upcall,
-			in: func() *Ctx {
+			desc: "name bytes after name_len", wantRet: fastpath.Upcall,
+			in: func() *fastpath.Ctx {
 				c := mustLookupCtx(t, parent, "ab")
 				c.NameLen = 1 // "a" followed by 'b' instead of NUL padding
 				return c
 			}(),
 		},
 		{
-			desc: "name_len 0", wantRet: Upcall,
-			in: func() *Ctx {
+			desc: "name_len 0", wantRet: fastpath.Upcall,
+			in: func() *fastpath.Ctx {
 				c := mustLookupCtx(t, parent, "a")
 				c.NameLen = 0
 				return c
 			}(),
 		},
 		{
-			desc: "name_len 256", wantRet: Upcall,
-			in: func() *Ctx {
+			desc: "name_len 256", wantRet: fastpath.Upcall,
+			in: func() *fastpath.Ctx {
 				c := mustLookupCtx(t, parent, long)
 				c.NameLen = 256
 				return c
 			}(),
 		},
 		{
-			desc: "name_len huge", wantRet: Upcall,
-			in: func() *Ctx {
+			desc: "name_len huge", wantRet: fastpath.Upcall,
+			in: func() *fastpath.Ctx {
 				c := mustLookupCtx(t, parent, "a")
 				c.NameLen = 1 << 31
 				return c
@@ -190,7 +193,7 @@ func TestLookup(t *testing.T) {
 			if ret != tt.wantRet {
 				t.Fatalf("ret = %d, want %d", ret, tt.wantRet)
 			}
-			if ret == Served {
+			if ret == fastpath.Served {
 				if got := *out.EntryOut(); got != tt.want {
 					t.Errorf("entry out:\n got %+v\nwant %+v", got, tt.want)
 				}
@@ -209,7 +212,7 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-func servedLookups(t *testing.T, f *FastPath, nodeid uint64) uint64 {
+func servedLookups(t *testing.T, f *fastpath.FastPath, nodeid uint64) uint64 {
 	t.Helper()
 	n, err := f.ServedLookups(nodeid)
 	if err != nil {
@@ -219,15 +222,15 @@ func servedLookups(t *testing.T, f *FastPath, nodeid uint64) uint64 {
 }
 
 func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	const parent, child = 1, 20
 	if err := f.PutAttr(child, testAttr(child), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(parent, "f", child, 1, time.Second); err != nil {
+	if err := f.PutEntry(parent, "f", child, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(parent, "neg", 0, 0, time.Second); err != nil {
+	if err := f.PutEntry(parent, "neg", 0, 0, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := servedLookups(t, f, child); got != 0 {
@@ -235,14 +238,14 @@ func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
 	}
 	steps := []struct {
 		desc string
-		in   *Ctx
+		in   *fastpath.Ctx
 		want uint64 // counter of child after the step
 	}{
 		{"positive lookup", mustLookupCtx(t, parent, "f"), 1},
 		{"positive lookup again", mustLookupCtx(t, parent, "f"), 2},
 		{"negative lookup", mustLookupCtx(t, parent, "neg"), 2},
 		{"missed lookup", mustLookupCtx(t, parent, "nothing"), 2},
-		{"getattr", GetattrCtx(child), 2},
+		{"getattr", fastpath.GetattrCtx(child), 2},
 		{"positive lookup a third time", mustLookupCtx(t, parent, "f"), 3},
 	}
 	for _, s := range steps {
@@ -252,21 +255,21 @@ func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
 		}
 	}
 	// Attributes withdrawn: the lookup goes upcall and the count stays.
-	if err := f.DeleteAttr(child); err != nil {
+	if err := f.DropAttr(child); err != nil {
 		t.Fatal(err)
 	}
-	if ret, _ := run(t, f, mustLookupCtx(t, parent, "f")); ret != Upcall {
-		t.Fatalf("lookup after DeleteAttr: ret = %d, want Upcall", ret)
+	if ret, _ := run(t, f, mustLookupCtx(t, parent, "f")); ret != fastpath.Upcall {
+		t.Fatalf("lookup after DropAttr: ret = %d, want fastpath.Upcall", ret)
 	}
 	if got := servedLookups(t, f, child); got != 3 {
 		t.Fatalf("after an upcall: served lookups = %d, want 3", got)
 	}
-	// ForgetNode drops the counter; a new one starts at zero.
-	if err := f.ForgetNode(child); err != nil {
+	// Forget drops the counter; a new one starts at zero.
+	if err := f.Forget(child); err != nil {
 		t.Fatal(err)
 	}
 	if got := servedLookups(t, f, child); got != 0 {
-		t.Fatalf("after ForgetNode: served lookups = %d, want 0", got)
+		t.Fatalf("after Forget: served lookups = %d, want 0", got)
 	}
 	if err := f.PutAttr(child, testAttr(child), time.Second); err != nil {
 		t.Fatal(err)
@@ -278,7 +281,7 @@ func TestServedLookupsCountOnlyServedPositiveLookups(t *testing.T) {
 }
 
 func TestGetattr(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	a := testAttr(30)
 	a.Mode, a.Rdev = unix.S_IFCHR|0o600, 0x0801
 	if err := f.PutAttr(30, a, 1234567891*time.Nanosecond); err != nil {
@@ -287,19 +290,19 @@ func TestGetattr(t *testing.T) {
 	if err := f.PutAttr(31, testAttr(31), 0); err != nil {
 		t.Fatal(err)
 	}
-	withFH := GetattrCtx(30)
+	withFH := fastpath.GetattrCtx(30)
 	withFH.GetattrFlags, withFH.Fh = 1, 99 // FUSE_GETATTR_FH: same attributes
 
 	tests := []struct {
 		desc    string
-		in      *Ctx
+		in      *fastpath.Ctx
 		wantRet int32
-		want    AttrOut
+		want    fastpath.AttrOut
 	}{
-		{"hit", GetattrCtx(30), Served, AttrOut{AttrValid: 1, AttrValidNsec: 234567891, Attr: a}},
-		{"hit with file handle", withFH, Served, AttrOut{AttrValid: 1, AttrValidNsec: 234567891, Attr: a}},
-		{"hit without validity", GetattrCtx(31), Served, AttrOut{Attr: testAttr(31)}},
-		{"miss", GetattrCtx(32), Upcall, AttrOut{}},
+		{"hit", fastpath.GetattrCtx(30), fastpath.Served, fastpath.AttrOut{AttrValid: 1, AttrValidNsec: 234567891, Attr: a}},
+		{"hit with file handle", withFH, fastpath.Served, fastpath.AttrOut{AttrValid: 1, AttrValidNsec: 234567891, Attr: a}},
+		{"hit without validity", fastpath.GetattrCtx(31), fastpath.Served, fastpath.AttrOut{Attr: testAttr(31)}},
+		{"miss", fastpath.GetattrCtx(32), fastpath.Upcall, fastpath.AttrOut{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -307,7 +310,7 @@ func TestGetattr(t *testing.T) {
 			if ret != tt.wantRet {
 				t.Fatalf("ret = %d, want %d", ret, tt.wantRet)
 			}
-			if ret == Served {
+			if ret == fastpath.Served {
 				if got := *out.AttrOut(); got != tt.want {
 					t.Errorf("attr out:\n got %+v\nwant %+v", got, tt.want)
 				}
@@ -315,23 +318,23 @@ func TestGetattr(t *testing.T) {
 		})
 	}
 
-	if err := f.DeleteAttr(30); err != nil {
+	if err := f.DropAttr(30); err != nil {
 		t.Fatal(err)
 	}
-	if ret, _ := run(t, f, GetattrCtx(30)); ret != Upcall {
-		t.Errorf("getattr after DeleteAttr: ret = %d, want Upcall", ret)
+	if ret, _ := run(t, f, fastpath.GetattrCtx(30)); ret != fastpath.Upcall {
+		t.Errorf("getattr after DropAttr: ret = %d, want fastpath.Upcall", ret)
 	}
-	if err := f.DeleteAttr(30); err != nil {
+	if err := f.DropAttr(30); err != nil {
 		t.Errorf("deleting absent attributes: %v", err)
 	}
 }
 
 func TestGetxattr(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	const node = 40
-	longName := "user." + strings.Repeat("x", NameMax-len("user."))
-	max := bytes.Repeat([]byte{0x5a}, XattrMax)
-	over := bytes.Repeat([]byte{0xa5}, XattrMax+44)
+	longName := "user." + strings.Repeat("x", fastpath.NameMax-len("user."))
+	max := bytes.Repeat([]byte{0x5a}, fastpath.XattrMax)
+	over := bytes.Repeat([]byte{0xa5}, fastpath.XattrMax+44)
 	puts := []struct {
 		name  string
 		value []byte
@@ -349,7 +352,7 @@ func TestGetxattr(t *testing.T) {
 			t.Fatalf("PutXattr(%q): %v", p.name, err)
 		}
 	}
-	padded := func(b []byte) (v [XattrMax]uint8) {
+	padded := func(b []byte) (v [fastpath.XattrMax]uint8) {
 		copy(v[:], b)
 		return v
 	}
@@ -362,22 +365,22 @@ func TestGetxattr(t *testing.T) {
 		wantSize uint32
 		wantVal  []byte // nil: value not checked (size query)
 	}{
-		{"value", node, "user.v", 100, Served, 5, []byte("hello")},
-		{"value, exact buffer", node, "user.v", 5, Served, 5, []byte("hello")},
-		{"size query", node, "user.v", 0, Served, 5, nil},
+		{"value", node, "user.v", 100, fastpath.Served, 5, []byte("hello")},
+		{"value, exact buffer", node, "user.v", 5, fastpath.Served, 5, []byte("hello")},
+		{"size query", node, "user.v", 0, fastpath.Served, 5, nil},
 		{"buffer too small", node, "user.v", 4, -int32(unix.ERANGE), 0, nil},
 		{"negative", node, "security.capability", 0, -int32(unix.ENODATA), 0, nil},
 		{"negative with buffer", node, "security.capability", 256, -int32(unix.ENODATA), 0, nil},
-		{"empty value, size query", node, "user.empty", 0, Served, 0, nil},
-		{"empty value", node, "user.empty", 10, Served, 0, []byte{}},
-		{"value of XattrMax bytes", node, "user.max", 4096, Served, XattrMax, max},
-		{"oversize, size query", node, "user.over", 0, Served, uint32(len(over)), nil},
-		{"oversize, buffer too small", node, "user.over", XattrMax, -int32(unix.ERANGE), 0, nil},
-		{"oversize value goes upcall", node, "user.over", 65536, Upcall, 0, nil},
-		{"name of 255 bytes", node, longName, 10, Served, 4, []byte("long")},
-		{"name of 1 byte", node, "u", 10, Served, 1, []byte("1")},
-		{"missing name", node, "user.none", 10, Upcall, 0, nil},
-		{"other inode", node + 1, "user.v", 10, Upcall, 0, nil},
+		{"empty value, size query", node, "user.empty", 0, fastpath.Served, 0, nil},
+		{"empty value", node, "user.empty", 10, fastpath.Served, 0, []byte{}},
+		{"value of fastpath.XattrMax bytes", node, "user.max", 4096, fastpath.Served, fastpath.XattrMax, max},
+		{"oversize, size query", node, "user.over", 0, fastpath.Served, uint32(len(over)), nil},
+		{"oversize, buffer too small", node, "user.over", fastpath.XattrMax, -int32(unix.ERANGE), 0, nil},
+		{"oversize value goes upcall", node, "user.over", 65536, fastpath.Upcall, 0, nil},
+		{"name of 255 bytes", node, longName, 10, fastpath.Served, 4, []byte("long")},
+		{"name of 1 byte", node, "u", 10, fastpath.Served, 1, []byte("1")},
+		{"missing name", node, "user.none", 10, fastpath.Upcall, 0, nil},
+		{"other inode", node + 1, "user.v", 10, fastpath.Upcall, 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -387,7 +390,7 @@ func TestGetxattr(t *testing.T) {
 				t.Fatalf("ret = %d, want %d", ret, tt.wantRet)
 			}
 			x := out.XattrOut()
-			if ret != Served {
+			if ret != fastpath.Served {
 				if *x != *in.XattrOut() {
 					t.Errorf("program wrote the output of a request it did not serve")
 				}
@@ -404,14 +407,14 @@ func TestGetxattr(t *testing.T) {
 }
 
 func TestDeleteThenMiss(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	const parent, child, other = 1, 50, 51
 	for _, n := range []uint64{child, other} {
 		if err := f.PutAttr(n, testAttr(n), time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.PutDentry(parent, "d", child, 1, time.Second); err != nil {
+	if err := f.PutEntry(parent, "d", child, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	names := []string{"user.a", "user.b", "security.selinux"}
@@ -424,15 +427,15 @@ func TestDeleteThenMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lookup := func() *Ctx { return mustLookupCtx(t, parent, "d") }
-	xattr := func(node uint64, name string) func() *Ctx {
-		return func() *Ctx { return mustGetxattrCtx(t, node, name, 100) }
+	lookup := func() *fastpath.Ctx { return mustLookupCtx(t, parent, "d") }
+	xattr := func(node uint64, name string) func() *fastpath.Ctx {
+		return func() *fastpath.Ctx { return mustGetxattrCtx(t, node, name, 100) }
 	}
 	steps := []struct {
 		desc   string
 		do     func() error
 		checks map[string]struct {
-			in   func() *Ctx
+			in   func() *fastpath.Ctx
 			want int32
 		}
 	}{
@@ -440,63 +443,63 @@ func TestDeleteThenMiss(t *testing.T) {
 			desc: "all published",
 			do:   func() error { return nil },
 			checks: map[string]struct {
-				in   func() *Ctx
+				in   func() *fastpath.Ctx
 				want int32
 			}{
-				"lookup": {lookup, Served}, "getattr": {func() *Ctx { return GetattrCtx(child) }, Served},
-				"user.a": {xattr(child, "user.a"), Served}, "user.b": {xattr(child, "user.b"), Served},
-				"other user.a": {xattr(other, "user.a"), Served},
+				"lookup": {lookup, fastpath.Served}, "getattr": {func() *fastpath.Ctx { return fastpath.GetattrCtx(child) }, fastpath.Served},
+				"user.a": {xattr(child, "user.a"), fastpath.Served}, "user.b": {xattr(child, "user.b"), fastpath.Served},
+				"other user.a": {xattr(other, "user.a"), fastpath.Served},
 			},
 		},
 		{
-			desc: "DeleteDentry",
-			do:   func() error { return f.DeleteDentry(parent, "d") },
+			desc: "DropEntry",
+			do:   func() error { return f.DropEntry(parent, "d") },
 			checks: map[string]struct {
-				in   func() *Ctx
+				in   func() *fastpath.Ctx
 				want int32
 			}{
-				"lookup": {lookup, Upcall}, "getattr": {func() *Ctx { return GetattrCtx(child) }, Served},
+				"lookup": {lookup, fastpath.Upcall}, "getattr": {func() *fastpath.Ctx { return fastpath.GetattrCtx(child) }, fastpath.Served},
 			},
 		},
 		{
-			desc: "DeleteXattr",
-			do:   func() error { return f.DeleteXattr(child, "user.a") },
+			desc: "DropXattr",
+			do:   func() error { return f.DropXattr(child, "user.a") },
 			checks: map[string]struct {
-				in   func() *Ctx
+				in   func() *fastpath.Ctx
 				want int32
 			}{
-				"user.a": {xattr(child, "user.a"), Upcall}, "user.b": {xattr(child, "user.b"), Served},
-				"other user.a": {xattr(other, "user.a"), Served},
+				"user.a": {xattr(child, "user.a"), fastpath.Upcall}, "user.b": {xattr(child, "user.b"), fastpath.Served},
+				"other user.a": {xattr(other, "user.a"), fastpath.Served},
 			},
 		},
 		{
-			desc: "DeleteXattrs",
-			do:   func() error { return f.DeleteXattrs(child) },
+			desc: "DropXattrs",
+			do:   func() error { return f.DropXattrs(child) },
 			checks: map[string]struct {
-				in   func() *Ctx
+				in   func() *fastpath.Ctx
 				want int32
 			}{
-				"user.b": {xattr(child, "user.b"), Upcall}, "security.selinux": {xattr(child, "security.selinux"), Upcall},
-				"other user.a": {xattr(other, "user.a"), Served},
+				"user.b": {xattr(child, "user.b"), fastpath.Upcall}, "security.selinux": {xattr(child, "security.selinux"), fastpath.Upcall},
+				"other user.a": {xattr(other, "user.a"), fastpath.Served},
 			},
 		},
 		{
-			desc: "ForgetNode",
-			do:   func() error { return f.ForgetNode(other) },
+			desc: "Forget",
+			do:   func() error { return f.Forget(other) },
 			checks: map[string]struct {
-				in   func() *Ctx
+				in   func() *fastpath.Ctx
 				want int32
 			}{
-				"getattr other": {func() *Ctx { return GetattrCtx(other) }, Upcall},
-				"other user.a":  {xattr(other, "user.a"), Upcall},
-				"getattr":       {func() *Ctx { return GetattrCtx(child) }, Served},
+				"getattr other": {func() *fastpath.Ctx { return fastpath.GetattrCtx(other) }, fastpath.Upcall},
+				"other user.a":  {xattr(other, "user.a"), fastpath.Upcall},
+				"getattr":       {func() *fastpath.Ctx { return fastpath.GetattrCtx(child) }, fastpath.Served},
 			},
 		},
 		{
 			desc: "deleting absent keys",
 			do: func() error {
-				return errors.Join(f.DeleteDentry(parent, "d"), f.DeleteXattr(child, "user.a"),
-					f.DeleteXattrs(child), f.DeleteAttr(999), f.ForgetNode(other), f.ForgetNode(12345))
+				return errors.Join(f.DropEntry(parent, "d"), f.DropXattr(child, "user.a"),
+					f.DropXattrs(child), f.DropAttr(999), f.Forget(other), f.Forget(12345))
 			},
 		},
 	}
@@ -513,15 +516,15 @@ func TestDeleteThenMiss(t *testing.T) {
 }
 
 func TestOtherOpcodesGoUpcall(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	if err := f.PutAttr(60, testAttr(60), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for _, op := range []fuseop.Opcode{fuseop.Open, fuseop.Setattr, fuseop.Readdirplus, fuseop.Listxattr, fuseop.Statx, 0, 63, 64, fuseop.CuseInit} {
-		in := garbage(&Ctx{Opcode: uint32(op), Nodeid: 60})
+		in := garbage(&fastpath.Ctx{Opcode: uint32(op), Nodeid: 60})
 		ret, out := run(t, f, in)
-		if ret != Upcall {
-			t.Errorf("opcode %v: ret = %d, want Upcall", op, ret)
+		if ret != fastpath.Upcall {
+			t.Errorf("opcode %v: ret = %d, want fastpath.Upcall", op, ret)
 		}
 		if *out != *in {
 			t.Errorf("opcode %v: program changed the context", op)
@@ -530,14 +533,14 @@ func TestOtherOpcodesGoUpcall(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	if err := f.PutAttr(70, testAttr(70), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(1, "p", 70, 0, time.Second); err != nil {
+	if err := f.PutEntry(1, "p", 70, 0, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PutDentry(1, "n", 0, 0, time.Second); err != nil {
+	if err := f.PutEntry(1, "n", 0, 0, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.PutXattr(70, "security.capability", nil); err != nil {
@@ -551,11 +554,11 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st) != 0 {
-		t.Fatalf("fresh Stats() = %v, want empty", st)
+		t.Fatalf("fresh fastpath.Stats() = %v, want empty", st)
 	}
-	ins := []*Ctx{
+	ins := []*fastpath.Ctx{
 		mustLookupCtx(t, 1, "p"), mustLookupCtx(t, 1, "p"), mustLookupCtx(t, 1, "n"), mustLookupCtx(t, 1, "x"),
-		GetattrCtx(70), GetattrCtx(71), GetattrCtx(72),
+		fastpath.GetattrCtx(70), fastpath.GetattrCtx(71), fastpath.GetattrCtx(72),
 		mustGetxattrCtx(t, 70, "security.capability", 0), mustGetxattrCtx(t, 70, "user.v", 0),
 		mustGetxattrCtx(t, 70, "user.v", 100), mustGetxattrCtx(t, 70, "user.x", 100),
 		{Opcode: uint32(fuseop.Open)}, {Opcode: uint32(fuseop.CuseInit)}, {Opcode: 1000},
@@ -563,7 +566,7 @@ func TestStats(t *testing.T) {
 	for _, in := range ins {
 		run(t, f, in)
 	}
-	want := Stats{
+	want := fastpath.Stats{
 		fuseop.Lookup:   {Hits: 3, Misses: 1},
 		fuseop.Getattr:  {Hits: 1, Misses: 2},
 		fuseop.Getxattr: {Hits: 3, Misses: 1},
@@ -575,25 +578,25 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st) != len(want) {
-		t.Errorf("Stats() has %d opcodes, want %d: %v", len(st), len(want), st)
+		t.Errorf("fastpath.Stats() has %d opcodes, want %d: %v", len(st), len(want), st)
 	}
 	for op, w := range want {
 		if st[op] != w {
-			t.Errorf("Stats()[%v] = %+v, want %+v", op, st[op], w)
+			t.Errorf("fastpath.Stats()[%v] = %+v, want %+v", op, st[op], w)
 		}
 	}
 }
 
 func TestPutRejectsBadInput(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	tests := []struct {
 		desc string
 		err  error
 	}{
 		{"attr of another inode", f.PutAttr(1, testAttr(2), time.Second)},
-		{"empty dentry name", f.PutDentry(1, "", 2, 0, time.Second)},
-		{"dentry name of 256 bytes", f.PutDentry(1, strings.Repeat("a", 256), 2, 0, time.Second)},
-		{"dentry name with NUL", f.PutDentry(1, "a\x00b", 2, 0, time.Second)},
+		{"empty dentry name", f.PutEntry(1, "", 2, 0, time.Second)},
+		{"dentry name of 256 bytes", f.PutEntry(1, strings.Repeat("a", 256), 2, 0, time.Second)},
+		{"dentry name with NUL", f.PutEntry(1, "a\x00b", 2, 0, time.Second)},
 		{"xattr name of 256 bytes", f.PutXattr(1, strings.Repeat("a", 256), []byte("v"))},
 		{"empty xattr name", f.PutXattr(1, "", nil)},
 	}
@@ -602,13 +605,13 @@ func TestPutRejectsBadInput(t *testing.T) {
 			t.Errorf("%s: no error", tt.desc)
 		}
 	}
-	if _, err := LookupCtx(1, strings.Repeat("a", 256)); err == nil {
-		t.Errorf("LookupCtx with a 256-byte name: no error")
+	if _, err := fastpath.LookupCtx(1, strings.Repeat("a", 256)); err == nil {
+		t.Errorf("fastpath.LookupCtx with a 256-byte name: no error")
 	}
 }
 
 func TestAttachWithoutConnection(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	if err != nil {
 		t.Skipf("no /dev/fuse: %v", err)
@@ -620,7 +623,7 @@ func TestAttachWithoutConnection(t *testing.T) {
 	if err == nil {
 		t.Fatal("Attach to an unmounted /dev/fuse fd succeeded")
 	}
-	if errors.Is(err, unix.ENOTTY) && !errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, unix.ENOTTY) && !errors.Is(err, fastpath.ErrUnavailable) {
 		t.Errorf("ENOTTY not reported as ErrUnavailable: %v", err)
 	}
 	t.Logf("Attach: %v", err)
@@ -631,14 +634,14 @@ func TestAttachWithoutConnection(t *testing.T) {
 // prefix among them, still need one; off again, everything unknown goes to
 // the daemon.
 func TestUserXattrsOnly(t *testing.T) {
-	f := LoadForTest(t)
+	f := fastpathtest.Load(t)
 	const node = 77
 	if err := f.PutXattr(node, "user.known", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	run := func(name string) int32 {
 		t.Helper()
-		c, err := GetxattrCtx(node, name, 100)
+		c, err := fastpath.GetxattrCtx(node, name, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -654,7 +657,7 @@ func TestUserXattrsOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, name := range names {
-			want := int32(Upcall)
+			want := int32(fastpath.Upcall)
 			if on {
 				want = -int32(unix.EOPNOTSUPP)
 			}
@@ -663,11 +666,11 @@ func TestUserXattrsOnly(t *testing.T) {
 			}
 		}
 		for _, name := range []string{"user.unknown", "user."} {
-			if got := run(name); got != Upcall {
+			if got := run(name); got != fastpath.Upcall {
 				t.Errorf("setting %v: GETXATTR of unpublished user name %q returned %d, want upcall", on, name, got)
 			}
 		}
-		if got := run("user.known"); got != Served {
+		if got := run("user.known"); got != fastpath.Served {
 			t.Errorf("setting %v: GETXATTR of a published user name returned %d, want served", on, got)
 		}
 	}

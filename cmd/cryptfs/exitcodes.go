@@ -37,7 +37,7 @@ const exitCodesHelp = `Exit codes:
   20  fsck found damaged or tampered data
 `
 
-// exitError carries the exit code for an error.
+// codedError carries the exit code for an error.
 type codedError struct {
 	code int
 	err  error

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/control"
+	"github.com/cryptfs/cryptfs/internal/daemon"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
@@ -93,11 +96,12 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 	if mountpoint, err = filepath.Abs(mountpoint); err != nil {
 		return err
 	}
-	if _, err := parseFastPath(m.fastPath); err != nil {
+	mode, err := daemon.ParseMode(m.fastPath)
+	if err != nil {
 		return &codedError{code: exitUsage, err: err}
 	}
 	if m.daemon {
-		return runDaemonChild(m, cipherDir, mountpoint)
+		return runDaemonChild(m, mode, cipherDir, mountpoint)
 	}
 	if err := checkFUSE(); err != nil {
 		return err
@@ -113,9 +117,9 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 		return err
 	}
 	if m.foreground {
-		log := newLogger(e.stderr, m.debug)
-		return serve(daemonArgs{flags: m, cfg: cfg, master: master, cipherDir: cipherDir,
-			mountpoint: mountpoint, log: log, ready: func(error) {}})
+		o := m.daemonOptions(mode, cipherDir, mountpoint)
+		o.Crypt, o.Master, o.Log = cfg.CryptOptions(), master, newLogger(e.stderr, m.debug)
+		return serve(o)
 	}
 	defer wipe(master)
 	return startBackground(e, m, cipherDir, mountpoint, master)
@@ -280,7 +284,7 @@ const fuseSuperMagic = 0x65735546
 
 // runDaemonChild is the background daemon: the key comes on fd 3, the
 // outcome of mounting goes to fd 4.
-func runDaemonChild(m *mountFlags, cipherDir, mnt string) error {
+func runDaemonChild(m *mountFlags, mode daemon.Mode, cipherDir, mnt string) error {
 	status := os.NewFile(statusFD, "status")
 	report := func(err error) {
 		if status == nil {
@@ -308,9 +312,32 @@ func runDaemonChild(m *mountFlags, cipherDir, mnt string) error {
 		report(err)
 		return err
 	}
-	log := newLogger(os.Stderr, m.debug)
-	err = serve(daemonArgs{flags: m, cfg: cfg, master: master, cipherDir: cipherDir,
-		mountpoint: mnt, log: log, ready: report, logFile: m.logFile})
+	o := m.daemonOptions(mode, cipherDir, mnt)
+	o.Crypt, o.Master, o.Log = cfg.CryptOptions(), master, newLogger(os.Stderr, m.debug)
+	o.LogFile, o.Ready = m.logFile, report
+	err = serve(o)
 	report(err)
 	return err
+}
+
+// daemonOptions are the daemon's options from the mount flags.
+func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daemon.Options {
+	return daemon.Options{
+		CipherDir:  cipherDir,
+		Mountpoint: mnt,
+		FastPath:   mode,
+		ReadOnly:   m.readOnly,
+		AllowOther: m.allowOther,
+		BPFShadow:  m.bpfShadow,
+		CPUProfile: m.cpuProfile,
+		MemProfile: m.memProfile,
+	}
+}
+
+// serve runs the daemon until the mount ends; SIGINT and SIGTERM unmount
+// (one that arrives while mounting does so once the mount is up).
+func serve(o daemon.Options) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return daemon.Serve(ctx, o)
 }

@@ -26,8 +26,8 @@ func newStatus(e env) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(e.stdout, "Mountpoint:  %s\nCipher dir:  %s\nDaemon pid:  %d\nFast path:   %s (%s)\nRead-only:   %v\nConnection:  %d\nMounted at:  %s\n",
-				st.Mountpoint, st.CipherDir, st.PID, st.Tier, st.TierReason, st.ReadOnly, st.Device, st.Started.Format("2006-01-02 15:04:05"))
+			fmt.Fprintf(e.stdout, "Mountpoint:  %s\nCipher dir:  %s\nDaemon pid:  %d\nFast path:   %s (%s)\nRead-only:   %v\nConnection:  %d\nMounted at:  %s\nInodes:      %d\n",
+				st.Mountpoint, st.CipherDir, st.PID, st.Tier, st.TierReason, st.ReadOnly, st.Device, st.Started.Format("2006-01-02 15:04:05"), st.Inodes)
 			if st.LogFile != "" {
 				fmt.Fprintf(e.stdout, "Log file:    %s\n", st.LogFile)
 			}

@@ -32,11 +32,11 @@ func newUnmount(e env) *cobra.Command {
 			if serr == nil {
 				pid = daemon.PID
 			}
-			if err := unmount(mnt, lazy); err != nil {
+			if err := mountinfo.Unmount(mnt, lazy); err != nil {
 				if pid == 0 {
 					// A dead daemon's mount: cut the connection, then detach.
 					mountinfo.AbortFUSE(dev)
-					err = unmount(mnt, true)
+					err = mountinfo.Unmount(mnt, true)
 				}
 				if err != nil {
 					return fmt.Errorf("%w (files still open? close them or use --lazy)", err)

@@ -43,7 +43,7 @@ func checkMode0400(t *testing.T, path string) {
 func TestCreateLoadUnlock(t *testing.T) {
 	for _, det := range []bool{false, true} {
 		dir := t.TempDir()
-		path, c, master := CreateTestConfig(t, dir, []byte("pw"), CreateOptions{DeterministicNames: det})
+		path, c, master := createTestConfig(t, dir, []byte("pw"), CreateOptions{DeterministicNames: det})
 		if len(master) != crypt.KeyLen || bytes.Equal(master, make([]byte, crypt.KeyLen)) {
 			t.Fatalf("master key %x", master)
 		}
@@ -94,7 +94,7 @@ func TestCreateDefaultKDF(t *testing.T) {
 
 func TestCreateRefuses(t *testing.T) {
 	dir := t.TempDir()
-	path, _, _ := CreateTestConfig(t, dir, []byte("pw"), CreateOptions{})
+	path, _, _ := createTestConfig(t, dir, []byte("pw"), CreateOptions{})
 	before, _ := os.ReadFile(path)
 	kdf := InsecureTestKDF()
 	_, _, err := Create(path, []byte("other"), CreateOptions{KDF: &kdf, AllowWeakKDF: true})
@@ -134,7 +134,7 @@ func TestCreateRefuses(t *testing.T) {
 }
 
 func TestWrongPassword(t *testing.T) {
-	_, c, _ := CreateTestConfig(t, t.TempDir(), []byte("right password"), CreateOptions{})
+	_, c, _ := createTestConfig(t, t.TempDir(), []byte("right password"), CreateOptions{})
 	for _, pw := range []string{"", "hunter2", "right passwor", "right password ", "Right password"} {
 		_, err := c.Unlock([]byte(pw))
 		if !errors.Is(err, ErrWrongPassword) {
@@ -368,7 +368,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestRecoveryUnlock(t *testing.T) {
-	_, c, master := CreateTestConfig(t, t.TempDir(), []byte("pw"), CreateOptions{})
+	_, c, master := createTestConfig(t, t.TempDir(), []byte("pw"), CreateOptions{})
 	key := RecoveryKey(master)
 	got, err := c.UnlockRecovery(key)
 	if err != nil || !bytes.Equal(got, master) {
@@ -391,7 +391,7 @@ func TestRecoveryUnlock(t *testing.T) {
 
 func TestRewrap(t *testing.T) {
 	dir := t.TempDir()
-	path, c, master := CreateTestConfig(t, dir, []byte("old"), CreateOptions{DeterministicNames: true})
+	path, c, master := createTestConfig(t, dir, []byte("old"), CreateOptions{DeterministicNames: true})
 	orig, _ := os.ReadFile(path)
 	oldSalt := bytes.Clone(c.KDF.Salt)
 
@@ -448,7 +448,7 @@ func TestRewrap(t *testing.T) {
 
 func TestRewrapRefuses(t *testing.T) {
 	dir := t.TempDir()
-	path, c, master := CreateTestConfig(t, dir, []byte("pw"), CreateOptions{})
+	path, c, master := createTestConfig(t, dir, []byte("pw"), CreateOptions{})
 	orig, _ := os.ReadFile(path)
 	wrong := bytes.Clone(master)
 	wrong[0] ^= 1
@@ -476,7 +476,7 @@ func TestRewrapRefuses(t *testing.T) {
 // removed; the temp file was complete and 0400 before the rename.
 func TestAtomicWriteCrashBeforeRename(t *testing.T) {
 	dir := t.TempDir()
-	path, c, master := CreateTestConfig(t, dir, []byte("pw"), CreateOptions{})
+	path, c, master := createTestConfig(t, dir, []byte("pw"), CreateOptions{})
 	orig, _ := os.ReadFile(path)
 	var sawTemp bool
 	testHookBeforeRename = func(tmp string) error {

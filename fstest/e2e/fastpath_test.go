@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/fastpath"
+	"github.com/cryptfs/cryptfs/bpf/fastpath/fastpathtest"
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/control"
 )
@@ -30,7 +31,7 @@ import (
 func shadowMount(t *testing.T) (*cryptfstest.Mount, *ebpf.Program) {
 	t.Helper()
 	cryptfstest.RequireFUSE(t)
-	fastpath.LoadForTest(t) // skips with the reason when BPF is unavailable
+	fastpathtest.Load(t) // skips with the reason when BPF is unavailable
 	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Args: []string{"--fast-path=ebpf", "--bpf-shadow"}})
 	dev, err := control.Device(m.Dir)
 	if err != nil {

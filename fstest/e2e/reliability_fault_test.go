@@ -101,7 +101,7 @@ func daemonStacks(m *cryptfstest.Mount) string {
 	}
 	var out []string
 	for _, g := range strings.Split(m.Log(), "\n\n") {
-		if strings.Contains(g, "cryptfs/internal/fusefs.") {
+		if strings.Contains(g, "cryptfs/internal/fusefs.") || strings.Contains(g, "cryptfs/internal/ciphertree.") || strings.Contains(g, "cryptfs/internal/daemon.") {
 			out = append(out, g)
 		}
 	}

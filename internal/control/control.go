@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,6 +34,10 @@ type Status struct {
 	// BPFProgramID is the kernel ID of the fast-path program whose maps
 	// the daemon fills (ebpf tier); tests open it to run it directly.
 	BPFProgramID uint32 `json:"bpf_program_id,omitempty"`
+	// Inodes is the size of the daemon's inode table now: the inodes the
+	// kernel holds, their parents, open files, and in the ebpf tier up to
+	// 32768 more the fast path may still answer for.
+	Inodes int `json:"inodes"`
 }
 
 // OpFigures are one opcode's request figures.
@@ -116,11 +121,15 @@ func SocketPath(dev uint32) string {
 	return filepath.Join(Dir(), fmt.Sprintf("%d-%d.sock", dev>>20, dev&(1<<20-1)))
 }
 
-// Serve listens on the socket for dev and answers until Close.
+// Server listens on the socket for dev and answers until Close.
 type Server struct {
 	l    net.Listener
 	path string
 	ino  uint64 // the socket file this server created
+
+	wg    sync.WaitGroup // the accept loop and the connections being answered
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
 }
 
 // Listen creates the socket for dev.
@@ -138,19 +147,31 @@ func Listen(dev uint32, h Handler) (*Server, error) {
 		l.Close()
 		return nil, err
 	}
-	s := &Server{l: l, path: path, ino: fileIno(path)}
+	s := &Server{l: l, path: path, ino: fileIno(path), conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
 	go s.serve(h)
 	return s, nil
 }
 
 func (s *Server) serve(h Handler) {
+	defer s.wg.Done()
 	for {
 		c, err := s.l.Accept()
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
 		go func() {
-			defer c.Close()
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			line, err := bufio.NewReader(c).ReadBytes('\n')
 			if err != nil {
@@ -174,14 +195,22 @@ func (s *Server) serve(h Handler) {
 	}
 }
 
-// Close stops serving and removes the socket, unless the path has been
-// taken over since: device numbers are reused at once, so a new mount's
-// daemon may already have its socket there.
+// Close stops serving, cuts the connections still open and waits until no
+// Handler method runs any more (the caller may then release what they
+// read), and removes the socket, unless the path has been taken over
+// since: device numbers are reused at once, so a new mount's daemon may
+// already have its socket there.
 func (s *Server) Close() error {
 	if ul, ok := s.l.(*net.UnixListener); ok {
 		ul.SetUnlinkOnClose(false)
 	}
 	err := s.l.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.SetDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 	if fileIno(s.path) == s.ino {
 		os.Remove(s.path)
 	}

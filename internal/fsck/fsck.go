@@ -1,10 +1,9 @@
 package fsck
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -43,8 +42,6 @@ type checker struct {
 	r        Report
 	progress func(Report)
 	seen     map[[2]uint64]bool // hard links are checked once
-	buf      []byte
-	plain    []byte
 }
 
 // Check verifies the cipher tree at root with the suite's keys. progress,
@@ -55,8 +52,7 @@ func Check(root string, s *crypt.Suite, progress func(Report)) (*Report, error) 
 		return nil, fmt.Errorf("open %s: %w", root, err)
 	}
 	defer unix.Close(fd)
-	c := &checker{s: s, progress: progress, seen: map[[2]uint64]bool{},
-		buf: make([]byte, 256*crypt.CipherBlockSize), plain: make([]byte, 0, crypt.BlockSize)}
+	c := &checker{s: s, progress: progress, seen: map[[2]uint64]bool{}}
 	c.dir(fd, root, "/", true)
 	if c.r.Problems == nil {
 		c.r.Problems = []Problem{}
@@ -81,18 +77,14 @@ func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 	c.r.Dirs++
 	c.tick()
 	c.xattrs(dfd, cpath, plain)
-	var iv crypt.DirIV
-	ivOK := true
-	if !c.s.DeterministicNames() {
-		var err error
-		if iv, err = ciphertree.ReadDirIV(dfd); err != nil {
-			c.problem(Problem{Lower: filepath.Join(cpath, crypt.DirIVFile), Plain: plain, Kind: "diriv",
-				Detail: "the directory's name IV is missing or damaged, so none of its names can be decrypted: " + err.Error()})
-			ivOK = false
-		}
+	iv, err := ciphertree.DirIV(c.s, dfd)
+	ivOK := err == nil
+	if !ivOK {
+		c.problem(Problem{Lower: filepath.Join(cpath, crypt.DirIVFile), Plain: plain, Kind: "diriv",
+			Detail: "the directory's name IV is missing or damaged, so none of its names can be decrypted: " + err.Error()})
 	}
 	var entries []string
-	err := ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+	err = ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
 		entries = append(entries, name)
 		return true
 	})
@@ -125,7 +117,7 @@ func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
-			sub, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			sub, err := ciphertree.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 			if err != nil {
 				c.problem(Problem{Lower: path, Plain: childPlain, Kind: "io", Detail: err.Error()})
 				continue
@@ -150,7 +142,7 @@ func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 func (c *checker) file(dfd int, name, cpath, plain string) {
 	c.r.Files++
 	c.tick()
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := ciphertree.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
@@ -158,7 +150,7 @@ func (c *checker) file(dfd int, name, cpath, plain string) {
 	defer unix.Close(fd)
 	c.xattrs(fd, cpath, plain)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := ciphertree.Fstat(fd, &st); err != nil {
 		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
@@ -172,38 +164,29 @@ func (c *checker) file(dfd int, name, cpath, plain string) {
 	if size < crypt.HeaderLen {
 		return
 	}
-	hdr := make([]byte, crypt.HeaderLen)
-	if _, err := unix.Pread(fd, hdr, 0); err != nil {
+	id, err := ciphertree.ReadHeader(fd)
+	var errno unix.Errno
+	if errors.As(err, &errno) {
 		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 		return
 	}
-	id, err := crypt.ParseHeader(hdr)
 	if err != nil {
 		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "header", Detail: err.Error()})
 		return
 	}
 	bad := 0
-	for block := int64(0); crypt.BlockOffset(uint64(block)) < size; {
-		off := int64(crypt.BlockOffset(uint64(block)))
-		chunk := c.buf[:min(int64(len(c.buf)), int64(size)-off)]
-		if err := ciphertree.PreadFull(fd, chunk, off); err != nil {
-			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
-			return
+	blocks, err := ciphertree.CheckBlocks(c.s, fd, id, size, func(block uint64, _ error) {
+		if bad < maxBlockProblems {
+			b := int64(block)
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "block", Block: &b,
+				Detail: fmt.Sprintf("block %d (plaintext from byte %d) fails authentication: modified, moved or torn",
+					block, block*crypt.BlockSize)})
 		}
-		for i := 0; i < len(chunk); i += crypt.CipherBlockSize {
-			stored := chunk[i:min(i+crypt.CipherBlockSize, len(chunk))]
-			c.r.Blocks++
-			if _, err := c.s.OpenBlock(c.plain[:0], stored, id, uint64(block)); err != nil {
-				if bad < maxBlockProblems {
-					b := block
-					c.problem(Problem{Lower: cpath, Plain: plain, Kind: "block", Block: &b,
-						Detail: fmt.Sprintf("block %d (plaintext from byte %d) fails authentication: modified, moved or torn",
-							block, block*crypt.BlockSize)})
-				}
-				bad++
-			}
-			block++
-		}
+		bad++
+	})
+	c.r.Blocks += int64(blocks)
+	if err != nil {
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 	}
 	if bad > maxBlockProblems {
 		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "block",
@@ -222,36 +205,23 @@ func (c *checker) symlink(dfd int, name, cpath, plain string) {
 	}
 }
 
-// xattrs checks the user attributes of the file behind fd.
+// xattrs checks the user attributes of the file behind fd. A lower file
+// system without extended attributes has none to check.
 func (c *checker) xattrs(fd int, cpath, plain string) {
-	path := "/proc/self/fd/" + strconv.Itoa(fd)
-	sz, err := unix.Listxattr(path, nil)
-	if err != nil || sz == 0 {
+	xs, err := ciphertree.Xattrs(c.s, ciphertree.ProcFd(fd))
+	if errors.Is(err, unix.EOPNOTSUPP) {
 		return
 	}
-	buf := make([]byte, sz)
-	if sz, err = unix.Listxattr(path, buf); err != nil {
-		return
+	if err != nil {
+		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
 	}
-	for _, lname := range strings.Split(string(buf[:sz]), "\x00") {
-		if !strings.HasPrefix(lname, "user.") {
-			continue
-		}
+	for _, x := range xs {
 		c.r.Xattrs++
-		if _, err := c.s.DecryptXattrName(lname); err != nil {
-			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("attribute name %q does not decrypt: %v", lname, err)})
-			continue
-		}
-		vsz, err := unix.Getxattr(path, lname, nil)
-		if err != nil {
-			continue
-		}
-		v := make([]byte, vsz)
-		if vsz, err = unix.Getxattr(path, lname, v); err != nil {
-			continue
-		}
-		if _, err := c.s.OpenXattrValue(lname, v[:vsz]); err != nil {
-			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("value of attribute %q does not decrypt: %v", lname, err)})
+		switch {
+		case x.NameErr != nil:
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("attribute name %q does not decrypt: %v", x.Lower, x.NameErr)})
+		case x.ValueErr != nil:
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "xattr", Detail: fmt.Sprintf("value of attribute %q does not decrypt: %v", x.Lower, x.ValueErr)})
 		}
 	}
 }

@@ -1,13 +1,12 @@
 package fusefs
 
 import (
+	"container/list"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
@@ -25,22 +24,24 @@ const (
 	maxRequestBytes = 1 << 20
 )
 
-// FastPath is what the daemon needs from an in-kernel fast path beyond the
-// facts it publishes: the count of LOOKUPs it served per node.
-type FastPath interface {
-	meta.Sink
-	ServedLookups(id uint64) (uint64, error)
-}
-
 // Config configures a file system over a lower directory.
 type Config struct {
 	Lower    string       // the cipher directory
 	Suite    *crypt.Suite // keys; the FS does not wipe it
 	Tier     meta.Tier    // fast-path tier
-	FastPath FastPath     // the eBPF maps for the EBPF tier, else nil
+	FastPath meta.Sink    // the eBPF maps for the EBPF tier, else nil
 	ReadOnly bool         // refuse every change (EROFS)
 	Log      zerolog.Logger
+	// Retain is how many inodes the kernel forgot the EBPF tier keeps in
+	// the table and the maps, so that the fast path can answer their next
+	// LOOKUP (forget.go); 0 means DefaultRetain.
+	Retain int
 }
+
+// DefaultRetain is Config.Retain's default: the capacity of the fast
+// path's attribute map (fastpath.MaxAttrs), beyond which its LRU evicts
+// attributes anyway.
+const DefaultRetain = 32768
 
 // FS is the slow-path daemon: a jacobsa/fuse file system that stores every
 // file encrypted in the lower directory. Create it with New and serve it
@@ -49,7 +50,7 @@ type FS struct {
 	suite    *crypt.Suite
 	log      zerolog.Logger
 	cache    *meta.Cache
-	fast     FastPath
+	fast     meta.Sink
 	readOnly bool
 	asRoot   bool // the daemon runs as root: create files as the caller
 	lower    string
@@ -61,6 +62,16 @@ type FS struct {
 	nextPrivate uint64
 	handles     map[fuseops.HandleID]any // *handle or *dirHandle
 	nextHandle  fuseops.HandleID
+
+	// Published inodes the kernel forgot (forget.go), guarded by mu:
+	// retained ones, oldest first, and those to withdraw.
+	retained       list.List
+	retainMax      int
+	withdrawals    []*inode
+	wakeWithdrawer chan struct{}
+	stopWithdrawer chan struct{}
+	withdrawerDone chan struct{}
+	closed         bool
 
 	warned sync.Map // lower paths already reported as undecodable
 	ivs    *ivFlusher
@@ -80,14 +91,10 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat lower directory %s: %w", cfg.Lower, err)
 	}
-	var sink meta.Sink
-	if cfg.FastPath != nil {
-		sink = cfg.FastPath
-	}
 	fs := &FS{
 		suite:    cfg.Suite,
 		log:      cfg.Log,
-		cache:    meta.New(cfg.Tier, sink, notifier),
+		cache:    meta.New(cfg.Tier, cfg.FastPath, notifier),
 		fast:     cfg.FastPath,
 		readOnly: cfg.ReadOnly,
 		asRoot:   os.Geteuid() == 0,
@@ -97,6 +104,10 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		ids:      make(map[devIno]uint64),
 		handles:  make(map[fuseops.HandleID]any),
 		stats:    newStats(),
+	}
+	fs.retainMax = cfg.Retain
+	if fs.retainMax <= 0 {
+		fs.retainMax = DefaultRetain
 	}
 	fs.ivs = newIVFlusher(fs)
 	root := &inode{kind: unix.S_IFDIR, dev: st.Dev, ino: st.Ino, dirfd: fd, refs: 1}
@@ -108,7 +119,20 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	if fs.fast != nil {
+		fs.wakeWithdrawer = make(chan struct{}, 1)
+		fs.stopWithdrawer = make(chan struct{})
+		fs.withdrawerDone = make(chan struct{})
+		go fs.withdrawer()
+	}
 	return fs, nil
+}
+
+// Inodes returns the number of inodes in the table.
+func (fs *FS) Inodes() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return len(fs.inodes)
 }
 
 // Tier returns the active fast-path tier.
@@ -116,10 +140,15 @@ func (fs *FS) Tier() meta.Tier { return fs.cache.Tier() }
 
 // Close releases every lower descriptor. Call after the connection ended.
 func (fs *FS) Close() {
+	if fs.stopWithdrawer != nil {
+		close(fs.stopWithdrawer)
+		<-fs.withdrawerDone
+	}
 	fs.ivs.close()
 	fs.cache.Close()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	fs.closed = true // for rechecks still scheduled (forget.go)
 	for _, n := range fs.inodes {
 		if n.dirfd >= 0 {
 			unix.Close(n.dirfd)
@@ -134,8 +163,8 @@ func (fs *FS) Close() {
 	}
 }
 
-// errAuth marks data that failed authentication, for the one log line and
-// the EIO the caller gets.
+// authFailed reports data that failed authentication: one error log line
+// naming the cipher path, and EIO for the caller.
 func (fs *FS) authFailed(op string, n *inode, name string, err error) error {
 	fs.log.Error().Str("op", op).Uint64("inode", n.ID).Str("path", fs.lowerPath(n, name)).
 		Err(err).Msg("authentication failed: cipher data was modified or is corrupt")
@@ -166,268 +195,6 @@ func (fs *FS) lowerPath(n *inode, name string) string {
 	return p
 }
 
-// dirIV returns the name IV of directory n, loading it on first use.
-func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
-	if fs.suite.DeterministicNames() {
-		return crypt.DirIV{}, nil
-	}
-	fs.mu.Lock()
-	iv, ok := n.dirIV, n.dirIVOK
-	fs.mu.Unlock()
-	if ok {
-		return iv, nil
-	}
-	dfd, err := fs.dirFd(n)
-	if err != nil {
-		return iv, err
-	}
-	iv, err = ciphertree.ReadDirIV(dfd)
-	if (errors.Is(err, unix.ENOENT) || errors.Is(err, ciphertree.ErrBadIV)) && !fs.readOnly {
-		// A directory whose IV file is missing or empty (a crash right
-		// after mkdir) can get a new one as long as it holds no names.
-		var empty bool
-		if empty, err = ciphertree.IsEmpty(dfd); err == nil {
-			if !empty {
-				err = fmt.Errorf("%s has entries but no valid %s: %w", fs.lowerPath(n, ""), crypt.DirIVFile, syscall.EIO)
-			} else {
-				unix.Unlinkat(dfd, crypt.DirIVFile, 0)
-				if iv, err = ciphertree.WriteDirIV(dfd); err == nil {
-					fs.ivs.add(n)
-				}
-			}
-		}
-	}
-	if err != nil {
-		fs.log.Error().Str("op", "diriv").Uint64("inode", n.ID).Str("path", fs.lowerPath(n, crypt.DirIVFile)).Err(err).Msg("cannot read directory IV")
-		return iv, syscall.EIO
-	}
-	fs.mu.Lock()
-	n.dirIV, n.dirIVOK = iv, true
-	fs.mu.Unlock()
-	return iv, nil
-}
-
-// lowerName maps a plaintext name in directory p to its lower name.
-func (fs *FS) lowerName(p *inode, name string) (lower, encoded string, long bool, err error) {
-	if len(name) > crypt.MaxLowerName {
-		return "", "", false, syscall.ENAMETOOLONG
-	}
-	iv, err := fs.dirIV(p)
-	if err != nil {
-		return "", "", false, err
-	}
-	encoded, err = fs.suite.EncryptName(iv, name)
-	if err != nil {
-		if errors.Is(err, crypt.ErrInvalidName) {
-			return "", "", false, syscall.EINVAL
-		}
-		return "", "", false, err
-	}
-	lower, long = crypt.LowerName(encoded)
-	return lower, encoded, long, nil
-}
-
-// attrsFromStat converts a lower stat to plaintext attributes. Symlink
-// sizes need the decrypted target, which the caller supplies.
-func (fs *FS) attrsFromStat(n *inode, st *unix.Stat_t, symlinkLen int) fuseops.InodeAttributes {
-	a := fuseops.InodeAttributes{
-		Size:  uint64(st.Size),
-		Nlink: uint32(st.Nlink),
-		Mode:  fileMode(st.Mode),
-		Rdev:  uint32(st.Rdev),
-		Atime: time.Unix(st.Atim.Sec, st.Atim.Nsec),
-		Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-		Ctime: time.Unix(st.Ctim.Sec, st.Ctim.Nsec),
-		Uid:   st.Uid,
-		Gid:   st.Gid,
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		// A size that cannot be a cipher file's is reported rounded down;
-		// reading its last block then fails authentication (EIO + log).
-		a.Size, _ = crypt.PlainSize(uint64(st.Size))
-	case unix.S_IFLNK:
-		a.Size = uint64(symlinkLen)
-	}
-	return a
-}
-
-// fileMode converts unix mode bits to an os.FileMode as jacobsa/fuse wants.
-func fileMode(m uint32) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= os.ModeDir
-	case unix.S_IFCHR:
-		mode |= os.ModeCharDevice | os.ModeDevice
-	case unix.S_IFBLK:
-		mode |= os.ModeDevice
-	case unix.S_IFIFO:
-		mode |= os.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= os.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= os.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
-}
-
-// unixMode converts an os.FileMode back to unix mode bits (type included).
-func unixMode(m os.FileMode) uint32 {
-	out := uint32(m.Perm())
-	switch {
-	case m&os.ModeDir != 0:
-		out |= unix.S_IFDIR
-	case m&os.ModeDevice != 0 && m&os.ModeCharDevice != 0:
-		out |= unix.S_IFCHR
-	case m&os.ModeDevice != 0:
-		out |= unix.S_IFBLK
-	case m&os.ModeNamedPipe != 0:
-		out |= unix.S_IFIFO
-	case m&os.ModeSymlink != 0:
-		out |= unix.S_IFLNK
-	case m&os.ModeSocket != 0:
-		out |= unix.S_IFSOCK
-	default:
-		out |= unix.S_IFREG
-	}
-	if m&os.ModeSetuid != 0 {
-		out |= unix.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		out |= unix.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		out |= unix.S_ISVTX
-	}
-	return out
-}
-
-// symlinkTarget returns the decrypted target of symlink n.
-func (fs *FS) symlinkTarget(n *inode) (string, error) {
-	fs.mu.Lock()
-	t, ok := n.target, n.targetOK
-	fs.mu.Unlock()
-	if ok {
-		return t, nil
-	}
-	for _, l := range fs.linksOf(n) {
-		pfd, err := fs.dirFd(l.parent)
-		if err != nil {
-			continue
-		}
-		stored, err := ciphertree.Readlinkat(pfd, l.lower)
-		if err != nil {
-			continue
-		}
-		t, err := fs.suite.DecryptSymlink(stored)
-		if err != nil {
-			return "", fs.authFailed("readlink", l.parent, l.lower, err)
-		}
-		fs.mu.Lock()
-		n.target, n.targetOK = t, true
-		fs.mu.Unlock()
-		return t, nil
-	}
-	return "", syscall.ENOENT
-}
-
-// freshAttrs stats n's lower file and caches the result. Call with n's
-// lock held (either mode), so the cached value cannot be older than a
-// change that finished before.
-func (fs *FS) freshAttrs(n *inode) (fuseops.InodeAttributes, error) {
-	var st unix.Stat_t
-	if err := fs.stat(n, &st); err != nil {
-		return fuseops.InodeAttributes{}, err
-	}
-	tlen := 0
-	if n.kind == unix.S_IFLNK {
-		t, err := fs.symlinkTarget(n)
-		if err != nil {
-			return fuseops.InodeAttributes{}, err
-		}
-		tlen = len(t)
-	}
-	a := fs.attrsFromStat(n, &st, tlen)
-	fs.cache.SetAttr(&n.Node, a)
-	return a, nil
-}
-
-// attrs returns n's attributes, from the cache when possible. Call with
-// n's lock held (either mode).
-func (fs *FS) attrs(n *inode) (fuseops.InodeAttributes, error) {
-	if a, ok := fs.cache.ServeAttr(&n.Node); ok {
-		return a, nil
-	}
-	return fs.freshAttrs(n)
-}
-
-// seen is a lower stat of an inode, taken outside the inode's lock, with
-// the cache epoch from before it was taken. fresh marks a stat of an inode
-// this request just created, which no other request can have changed.
-type seen struct {
-	st    unix.Stat_t
-	epoch uint64
-	fresh bool
-}
-
-// entry fills a reply entry for child found or created in parent under
-// name, and publishes the dentry. The caller holds parent's lock and has
-// counted the kernel reference (remember with ref). s, if not nil, spares
-// a second stat when it is still current.
-func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuseops.ChildInodeEntry) error {
-	child.RLock()
-	a, ok := fs.cache.ServeAttr(&child.Node)
-	var err error
-	switch {
-	case ok:
-	case s != nil && (s.fresh || fs.cache.Epoch() == s.epoch) && s.st.Ino == child.ino:
-		tlen := 0
-		if child.kind == unix.S_IFLNK {
-			var t string
-			t, err = fs.symlinkTarget(child)
-			tlen = len(t)
-		}
-		if err == nil {
-			a = fs.attrsFromStat(child, &s.st, tlen)
-			fs.cache.SetAttr(&child.Node, a)
-		}
-	default:
-		a, err = fs.freshAttrs(child)
-	}
-	if err == nil {
-		fs.cache.SetChild(&parent.Node, name, child.ID, 0)
-	}
-	child.RUnlock()
-	if err != nil {
-		fs.forget(child.ID, 1)
-		return err
-	}
-	fs.markPublished(child)
-	*out = fuseops.ChildInodeEntry{
-		Child:                fuseops.InodeID(child.ID),
-		Attributes:           a,
-		AttributesExpiration: fs.cache.AttrExpiration(),
-		EntryExpiration:      fs.cache.EntryExpiration(),
-	}
-	return nil
-}
-
-// negative fills a negative entry reply and caches it.
-func (fs *FS) negative(parent *inode, name string, out *fuseops.ChildInodeEntry) {
-	fs.cache.SetChild(&parent.Node, name, 0, 0)
-	*out = fuseops.ChildInodeEntry{EntryExpiration: fs.cache.NegativeExpiration()}
-}
-
 // caller returns the uid and gid of the process behind an operation.
 func caller(ctx context.Context) (uid, gid uint32) {
 	// GetFuseContext only reads the request header kept in ctx.
@@ -437,3 +204,36 @@ func caller(ctx context.Context) (uid, gid uint32) {
 	}
 	return uid, gid
 }
+
+// StatFS reports the lower file system's figures.
+func (fs *FS) StatFS(ctx context.Context, op *fuseops.StatFSOp) error {
+	root := fs.getInode(rootID)
+	fd, err := fs.dirFd(root)
+	if err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return err
+	}
+	op.BlockSize = uint32(st.Bsize)
+	op.Blocks = st.Blocks
+	op.BlocksFree = st.Bfree
+	op.BlocksAvailable = st.Bavail
+	op.IoSize = maxRequestBytes
+	op.Inodes = st.Files
+	op.InodesFree = st.Ffree
+	return nil
+}
+
+func (fs *FS) addHandle(h any) fuseops.HandleID {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.nextHandle++
+	fs.handles[fs.nextHandle] = h
+	return fs.nextHandle
+}
+
+// SyncFS answers SYNCFS, which the kernel sends only to virtiofs: every
+// change is in the lower file system already.
+func (fs *FS) SyncFS(ctx context.Context, op *fuseops.SyncFSOp) error { return nil }

@@ -1,14 +1,14 @@
 package fusefs
 
 import (
+	"container/list"
 	"fmt"
-	"strconv"
 	"syscall"
 
+	"github.com/jacobsa/fuse/fuseops"
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -26,21 +26,32 @@ type inode struct {
 	ino  uint64
 
 	// Guarded by FS.mu.
-	refs       uint64 // LOOKUP-like replies minus FORGETs
-	served     uint64 // fast-path served lookups already added to refs
-	published  bool   // reachable through the fast-path maps
+	refs       uint64 // kernel references: LOOKUP-like replies and served lookups minus FORGETs
+	served     uint64 // the fast path's served-lookup count, as last added to refs
 	dead       bool   // the lower inode is gone: its number may name another file
 	links      []link // names of the inode the kernel may use
 	childLinks int    // links of other inodes that name this directory as parent
 	dirfd      int    // directories: an O_PATH fd, -1 when closed
 	handles    map[*handle]struct{}
+	retained   *list.Element // in FS.retained: forgotten by the kernel, kept for the fast path
+	queued     bool          // waiting in FS.withdrawals
+	freeing    bool          // withdrawn, being freed: no new references (forget.go)
+	recheck    bool          // a second read of the served count is scheduled
 
-	// Guarded by the node lock.
-	dirIV    crypt.DirIV
+	// Loaded on first use, by requests that may hold the node lock only
+	// shared, so guarded by FS.mu too; set once, never changed.
+	dirIV    crypt.DirIV // directories: the name IV
 	dirIVOK  bool
 	target   string // symlinks: decrypted target
 	targetOK bool
 }
+
+// Locks: the node lock (meta.Node: Lock, RLock) orders the requests about
+// one inode and guards its cached facts (see package meta); a directory's
+// lock also guards its entries. Locks are taken parent before child, and
+// two directories in ID order (rename). FS.mu guards the table and the
+// fields above, is held only briefly, and is always taken last: never
+// wait for a node lock while holding it.
 
 // link is one name of an inode in the lower tree.
 type link struct {
@@ -80,6 +91,18 @@ func (fs *FS) mustInode(id uint64) (*inode, error) {
 		return n, nil
 	}
 	return nil, syscall.ESTALE
+}
+
+// dirOf returns the directory inode with the given ID.
+func (fs *FS) dirOf(id fuseops.InodeID) (*inode, error) {
+	p, err := fs.mustInode(uint64(id))
+	if err != nil {
+		return nil, err
+	}
+	if !p.isDir() {
+		return nil, syscall.ENOTDIR
+	}
+	return p, nil
 }
 
 // remember registers (or finds) the inode for a lower file found in parent
@@ -138,7 +161,7 @@ func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirf
 		fs.addLinkLocked(n, link{parent: parent, lower: lower, plain: plain})
 	}
 	if ref {
-		n.refs++
+		fs.refLocked(n)
 	}
 	return n
 }
@@ -149,6 +172,16 @@ func (fs *FS) markDead(n *inode) {
 	fs.mu.Lock()
 	n.dead = true
 	fs.mu.Unlock()
+}
+
+// known returns the remembered inode of a lower file, if any.
+func (fs *FS) known(st *unix.Stat_t) *inode {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if id, ok := fs.ids[devIno{st.Dev, st.Ino}]; ok {
+		return fs.inodes[id]
+	}
+	return nil
 }
 
 func (fs *FS) addLinkLocked(n *inode, l link) {
@@ -199,56 +232,6 @@ func (fs *FS) moveLink(n *inode, oldParent *inode, oldLower string, l link) {
 	fs.addLinkLocked(n, l)
 }
 
-// unpinLocked drops one child link of dir and frees dir if nothing
-// references it any more.
-func (fs *FS) unpinLocked(dir *inode) {
-	dir.childLinks--
-	fs.maybeFreeLocked(dir)
-}
-
-func (fs *FS) maybeFreeLocked(n *inode) {
-	if n.ID == rootID || n.refs > 0 || n.childLinks > 0 || len(n.handles) > 0 || n.published {
-		return
-	}
-	delete(fs.inodes, n.ID)
-	if k := (devIno{n.dev, n.ino}); fs.ids[k] == n.ID {
-		delete(fs.ids, k)
-	}
-	if n.dirfd >= 0 {
-		unix.Close(n.dirfd)
-		n.dirfd = -1
-	}
-	links := n.links
-	n.links = nil
-	fs.cache.Forget(&n.Node)
-	for _, l := range links {
-		fs.unpinLocked(l.parent)
-	}
-}
-
-// forget subtracts FORGET counts.
-func (fs *FS) forget(id uint64, count uint64) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	n := fs.inodes[id]
-	if n == nil {
-		return
-	}
-	if fs.fast != nil && n.published {
-		// Served lookups raised the kernel's count without us.
-		if total, err := fs.fast.ServedLookups(id); err == nil && total > n.served {
-			n.refs += total - n.served
-			n.served = total
-		}
-	}
-	if count >= n.refs {
-		n.refs = 0
-	} else {
-		n.refs -= count
-	}
-	fs.maybeFreeLocked(n)
-}
-
 // linksOf returns a copy of n's names.
 func (fs *FS) linksOf(n *inode) []link {
 	fs.mu.Lock()
@@ -256,7 +239,7 @@ func (fs *FS) linksOf(n *inode) []link {
 	return append([]link(nil), n.links...)
 }
 
-// parentFd returns the O_PATH fd of a directory inode. The fd stays open
+// dirFd returns the O_PATH fd of a directory inode. The fd stays open
 // while the directory has child links or references, which the caller's
 // use guarantees.
 func (fs *FS) dirFd(n *inode) (int, error) {
@@ -268,113 +251,3 @@ func (fs *FS) dirFd(n *inode) (int, error) {
 	}
 	return fd, nil
 }
-
-// stat stats the lower file of n without following symlinks. It tries each
-// known name and checks the inode number, so a file replaced behind the
-// daemon's back is never mistaken for n; an unlinked file that is still
-// open is stat'ed through its open descriptor.
-func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
-	if n.isDir() {
-		fd, err := fs.dirFd(n)
-		if err != nil {
-			return err
-		}
-		return ciphertree.Fstat(fd, st)
-	}
-	for _, l := range fs.linksOf(n) {
-		pfd, err := fs.dirFd(l.parent)
-		if err != nil {
-			continue
-		}
-		if err := unix.Fstatat(pfd, l.lower, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			continue
-		}
-		if st.Ino == n.ino && st.Dev == n.dev {
-			return nil
-		}
-	}
-	fs.mu.Lock()
-	var fd = -1
-	for h := range n.handles {
-		fd = h.fd
-		break
-	}
-	fs.mu.Unlock()
-	if fd >= 0 {
-		return ciphertree.Fstat(fd, st)
-	}
-	return fmt.Errorf("inode %d: no name leads to it: %w", n.ID, syscall.ENOENT)
-}
-
-// open opens the lower file of n (never following a symlink) and checks
-// that it is still the same inode.
-func (fs *FS) open(n *inode, flags int) (int, error) {
-	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
-	if n.isDir() {
-		fd, err := fs.dirFd(n)
-		if err != nil {
-			return -1, err
-		}
-		return ciphertree.Openat(fd, ".", flags|unix.O_DIRECTORY, 0)
-	}
-	var lastErr error = syscall.ENOENT
-	for _, l := range fs.linksOf(n) {
-		pfd, err := fs.dirFd(l.parent)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		fd, err := ciphertree.Openat(pfd, l.lower, flags|noatime(flags), 0)
-		if err == syscall.EPERM && noatime(flags) != 0 {
-			fd, err = ciphertree.Openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
-		}
-		switch err {
-		case nil:
-		case syscall.ELOOP, syscall.EISDIR, syscall.ENOTDIR, syscall.ENXIO, syscall.ENODEV:
-			// The name leads to another kind of file now (replaced
-			// behind the daemon's back): not this inode any more.
-			lastErr = syscall.ESTALE
-			continue
-		default:
-			lastErr = err
-			continue
-		}
-		var st unix.Stat_t
-		if err := ciphertree.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev {
-			unix.Close(fd)
-			lastErr = syscall.ESTALE
-			continue
-		}
-		return fd, nil
-	}
-	if flags&unix.O_PATH != 0 {
-		// An unlinked but open file: reopen one of its descriptors.
-		fs.mu.Lock()
-		var hfd = -1
-		for h := range n.handles {
-			hfd = h.fd
-			break
-		}
-		fs.mu.Unlock()
-		if hfd >= 0 {
-			return unix.Openat(unix.AT_FDCWD, procFd(hfd), unix.O_PATH|unix.O_CLOEXEC, 0)
-		}
-	}
-	return -1, lastErr
-}
-
-// noatime adds O_NOATIME to lower opens for content: the daemon's own
-// reads (headers, read-modify-write) must not touch the lower atime; the
-// atime of user reads is kept by ReadFile (relatime rules).
-func noatime(flags int) int {
-	if flags&unix.O_PATH != 0 {
-		return 0
-	}
-	return unix.O_NOATIME
-}
-
-// procFd names an open descriptor in /proc, to reach its inode by path
-// (for the xattr and chmod calls that refuse O_PATH descriptors). The
-// kernel resolves it to the inode the descriptor holds: no name lookup in
-// the lower tree is involved.
-func procFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

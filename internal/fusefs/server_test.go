@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,50 +10,25 @@ import (
 	"testing"
 
 	"github.com/jacobsa/fuse/fuseops"
-	"github.com/rs/zerolog"
 
-	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
+	"github.com/cryptfs/cryptfs/bpf/fuseop"
 	"github.com/cryptfs/cryptfs/meta"
 )
-
-func newTestFS(t *testing.T, log *bytes.Buffer) *FS {
-	t.Helper()
-	lower := t.TempDir()
-	if _, err := writeDirIVAt(lower); err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := New(Config{Lower: lower, Suite: testSuite(t), Tier: meta.KernelCache, Log: zerolog.New(log)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fsys.Close)
-	return fsys
-}
-
-func writeDirIVAt(dir string) (crypt.DirIV, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return crypt.DirIV{}, err
-	}
-	defer f.Close()
-	return ciphertree.WriteDirIV(int(f.Fd()))
-}
 
 // TestPanicBecomesEIO: a request whose handler panics fails with EIO and
 // one log line; the server goes on.
 func TestPanicBecomesEIO(t *testing.T) {
-	var log bytes.Buffer
-	s := &server{fs: newTestFS(t, &log)}
+	f := newTestFS(t, meta.KernelCache, nil, 0)
+	s, log := &server{fs: f.FS}, f.log
 	var nilOp *fuseops.LookUpInodeOp // dereferencing it panics inside the handler
-	if got := s.call(context.Background(), nilOp); got != syscall.EIO {
+	if got := s.call(context.Background(), nilOp, describe(nilOp)); got != syscall.EIO {
 		t.Fatalf("panicking request: errno %v, want EIO", got)
 	}
 	if n := strings.Count(log.String(), "request panicked"); n != 1 {
 		t.Errorf("%d log lines about the panic, want 1:\n%s", n, log.String())
 	}
 	op := &fuseops.GetInodeAttributesOp{Inode: fuseops.RootInodeID}
-	if got := s.call(context.Background(), op); got != 0 || !op.Attributes.Mode.IsDir() {
+	if got := s.call(context.Background(), op, describe(op)); got != 0 || !op.Attributes.Mode.IsDir() {
 		t.Errorf("the next request: errno %v, mode %v", got, op.Attributes.Mode)
 	}
 }
@@ -62,8 +36,7 @@ func TestPanicBecomesEIO(t *testing.T) {
 // TestErrno: wrapped errors reach the kernel as their errno (jacobsa/fuse
 // would turn anything but a bare syscall.Errno into EIO).
 func TestErrno(t *testing.T) {
-	var log bytes.Buffer
-	fsys := newTestFS(t, &log)
+	fsys := newTestFS(t, meta.KernelCache, nil, 0)
 	for _, c := range []struct {
 		err  error
 		want syscall.Errno
@@ -75,7 +48,7 @@ func TestErrno(t *testing.T) {
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", syscall.EROFS)), syscall.EROFS},
 		{errors.New("no errno in here"), syscall.EIO},
 	} {
-		if got := fsys.errno(nil, c.err); got != c.want {
+		if got := fsys.errno(fuseop.Lookup, c.err); got != c.want {
 			t.Errorf("errno(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // Extended attributes: only the user namespace is stored (encrypted, as
@@ -39,53 +40,51 @@ func (fs *FS) xattrPath(n *inode, fn func(path string) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(procFd(fd))
+		return fn(ciphertree.ProcFd(fd))
 	}
 	fd, err := fs.open(n, unix.O_PATH)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	return fn(procFd(fd))
+	return fn(ciphertree.ProcFd(fd))
 }
 
-// lowerXattr reads one lower attribute value.
-func lowerXattr(path, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		sz, err := unix.Getxattr(path, name, buf)
-		if err == unix.ERANGE {
-			if sz, err = unix.Getxattr(path, name, nil); err != nil {
-				return nil, err
-			}
-			buf = make([]byte, sz+64)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:sz], nil
+// checkXattrName refuses what is never stored, so never read from the
+// lower file nor cached (the kernel asks for security.capability before
+// every write: a cache entry per written file would be most of the
+// daemon's memory): names outside the user namespace (EOPNOTSUPP) and
+// names too long to store (ERANGE, as the kernel says).
+func checkXattrName(name string) error {
+	if unsupportedXattr(name) {
+		return syscall.EOPNOTSUPP
 	}
+	if len(name) > crypt.MaxXattrName {
+		return syscall.ERANGE
+	}
+	return nil
+}
+
+// getxattrCached returns the value of xattr name of n when the cache
+// knows it (ENODATA when known absent); known is false when the lower
+// file must be asked. Call with n's lock held (either mode).
+func (fs *FS) getxattrCached(n *inode, name string) (v []byte, known bool, err error) {
+	v, present, known := fs.cache.ServeXattr(&n.Node, name)
+	if known && !present {
+		return nil, true, syscall.ENODATA
+	}
+	return v, known, nil
 }
 
 // getXattr returns the plaintext value of name on n (ENODATA if absent,
-// EOPNOTSUPP outside the user namespace).
-// Call with n's lock held (either mode).
+// EOPNOTSUPP outside the user namespace), from the cache or the lower
+// file. Call with n's lock held (either mode).
 func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
-	if unsupportedXattr(name) {
-		// Never stored, so never cached either (the kernel asks for
-		// security.capability before every write: a cache entry per
-		// written file would be most of the daemon's memory).
-		return nil, syscall.EOPNOTSUPP
+	if err := checkXattrName(name); err != nil {
+		return nil, err
 	}
-	if len(name) > crypt.MaxXattrName {
-		return nil, syscall.ERANGE // as the kernel says for over-long names
-	}
-	if v, present, ok := fs.cache.ServeXattr(&n.Node, name); ok {
-		if !present {
-			return nil, syscall.ENODATA
-		}
-		return v, nil
+	if v, known, err := fs.getxattrCached(n, name); known {
+		return v, err
 	}
 	if n.kind == unix.S_IFLNK {
 		fs.cache.SetXattr(&n.Node, name, nil, false)
@@ -98,7 +97,7 @@ func (fs *FS) getXattr(n *inode, name string) ([]byte, error) {
 	}
 	var value []byte
 	err = fs.xattrPath(n, func(path string) error {
-		sealed, err := lowerXattr(path, lname)
+		sealed, err := ciphertree.Getxattr(path, lname)
 		if err != nil {
 			return err
 		}
@@ -130,6 +129,11 @@ func (fs *FS) GetXattr(ctx context.Context, op *fuseops.GetXattrOp) error {
 	if err != nil {
 		return err
 	}
+	return replyXattr(op, v)
+}
+
+// replyXattr fills the reply to GETXATTR with value v.
+func replyXattr(op *fuseops.GetXattrOp, v []byte) error {
 	if len(op.Dst) == 0 {
 		op.BytesRead = len(v)
 		return nil
@@ -189,34 +193,19 @@ func (fs *FS) readAllXattrs(n *inode) (map[string][]byte, error) {
 		return all, nil
 	}
 	err := fs.xattrPath(n, func(path string) error {
-		sz, err := unix.Listxattr(path, nil)
+		xs, err := ciphertree.Xattrs(fs.suite, path)
 		if err != nil {
 			return err
 		}
-		buf := make([]byte, sz)
-		if sz, err = unix.Listxattr(path, buf); err != nil {
-			return err
-		}
-		for _, lname := range strings.Split(string(buf[:sz]), "\x00") {
-			if !strings.HasPrefix(lname, userPrefix) {
-				continue
+		for _, x := range xs {
+			switch {
+			case x.NameErr != nil:
+				// Not ours (or damaged): invisible, as fsck reports.
+			case x.ValueErr != nil:
+				return fs.authFailed("listxattr", n, "", x.ValueErr)
+			default:
+				all[x.Name] = x.Value
 			}
-			name, err := fs.suite.DecryptXattrName(lname)
-			if err != nil {
-				continue
-			}
-			sealed, err := lowerXattr(path, lname)
-			if errors.Is(err, syscall.ENODATA) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			v, err := fs.suite.OpenXattrValue(lname, sealed)
-			if err != nil {
-				return fs.authFailed("listxattr", n, "", err)
-			}
-			all[name] = v
 		}
 		return nil
 	})

@@ -192,10 +192,10 @@ func publish(fp *fastpath.FastPath) error {
 	if err := fp.PutAttr(inoFile, fastpath.AttrFromInodeAttributes(inoFile, a), 0); err != nil {
 		return err
 	}
-	if err := fp.PutDentry(inoRoot, "file", inoFile, 0, 0); err != nil {
+	if err := fp.PutEntry(inoRoot, "file", inoFile, 0, 0); err != nil {
 		return err
 	}
-	if err := fp.PutDentry(inoRoot, "ghost", 0, 0, 0); err != nil {
+	if err := fp.PutEntry(inoRoot, "ghost", 0, 0, 0); err != nil {
 		return err
 	}
 	if err := fp.PutXattr(inoFile, xattrFast, programFastValue); err != nil {

@@ -1,4 +1,4 @@
-package fusefs
+package ciphertree
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func TestContentModel(t *testing.T) {
 			}
 		}
 		for step := 0; step < 300; step++ {
-			c, err := loadContent(s, fd)
+			c, err := OpenContent(s, fd)
 			if err != nil {
 				t.Fatalf("seed %d step %d: load: %v", seed, step, err)
 			}
@@ -125,7 +125,7 @@ func TestContentModel(t *testing.T) {
 func TestContentTamper(t *testing.T) {
 	s := testSuite(t)
 	fd, path := openLower(t)
-	c, _ := loadContent(s, fd)
+	c, _ := OpenContent(s, fd)
 	data := bytes.Repeat([]byte("abcdefgh"), 3*crypt.BlockSize/8+100)
 	if err := c.WriteAt(data, 0); err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestContentTamper(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadContent(s, fd)
+	c, err := OpenContent(s, fd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestContentTamper(t *testing.T) {
 func TestSparseStaysSparse(t *testing.T) {
 	s := testSuite(t)
 	fd, _ := openLower(t)
-	c, _ := loadContent(s, fd)
+	c, _ := OpenContent(s, fd)
 	if err := c.WriteAt([]byte("end"), 1<<30); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestSparseStaysSparse(t *testing.T) {
 		t.Errorf("a 1 GiB sparse file allocates %d bytes in the lower file", st.Blocks*512)
 	}
 	buf := make([]byte, 8192)
-	c, _ = loadContent(s, fd)
+	c, _ = OpenContent(s, fd)
 	if n, err := c.ReadAt(buf, 1<<29); err != nil || n != len(buf) || !bytes.Equal(buf, make([]byte, len(buf))) {
 		t.Errorf("hole read: %d %v", n, err)
 	}
@@ -178,7 +178,7 @@ func TestSparseStaysSparse(t *testing.T) {
 func BenchmarkWrite1MiB(b *testing.B) {
 	s := testSuite(b)
 	fd, _ := openLower(b)
-	c, _ := loadContent(s, fd)
+	c, _ := OpenContent(s, fd)
 	data := make([]byte, 1<<20)
 	b.SetBytes(int64(len(data)))
 	for i := 0; i < b.N; i++ {
@@ -191,7 +191,7 @@ func BenchmarkWrite1MiB(b *testing.B) {
 func BenchmarkRead1MiB(b *testing.B) {
 	s := testSuite(b)
 	fd, _ := openLower(b)
-	c, _ := loadContent(s, fd)
+	c, _ := OpenContent(s, fd)
 	data := make([]byte, 1<<20)
 	for i := 0; i < 64; i++ {
 		c.WriteAt(data, uint64(i)<<20)
@@ -234,7 +234,7 @@ func fillUp(t *testing.T, s *crypt.Suite, path string, seed int64) {
 	var model []byte
 	full := 0
 	for i := 0; i < 400 && full < 20; i++ {
-		c, err := loadContent(s, fd)
+		c, err := OpenContent(s, fd)
 		if err != nil {
 			t.Fatalf("seed %d step %d: load: %v", seed, i, err)
 		}
@@ -258,12 +258,15 @@ func fillUp(t *testing.T, s *crypt.Suite, path string, seed int64) {
 			}
 		}
 		if werr != nil {
+			if errors.Is(werr, ErrUndo) {
+				t.Fatalf("seed %d step %d: %v: undoing the failed growth failed", seed, i, werr)
+			}
 			if !errors.Is(werr, unix.ENOSPC) {
 				t.Fatalf("seed %d step %d: %v, want ENOSPC or success", seed, i, werr)
 			}
 			full++
 		}
-		c, err = loadContent(s, fd)
+		c, err = OpenContent(s, fd)
 		if err != nil {
 			t.Fatalf("seed %d step %d (after %v): the file no longer loads: %v", seed, i, werr, err)
 		}
@@ -277,5 +280,44 @@ func fillUp(t *testing.T, s *crypt.Suite, path string, seed int64) {
 	}
 	if full == 0 {
 		t.Fatal("the lower file system never filled up: the test checked nothing")
+	}
+}
+
+// TestFailedUndoIsReported: when a growth fails and putting the file back
+// fails too, the error says so (ErrUndo) and still carries the growth's
+// own errno first. The lower file is opened read-only, so the growth's
+// write fails (EBADF) and so does the ftruncate that would undo it.
+func TestFailedUndoIsReported(t *testing.T) {
+	s := testSuite(t)
+	fd, path := openLower(t)
+	c, err := OpenContent(s, fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteAt(bytes.Repeat([]byte{1}, 100), 0); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := unix.Open(path, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ro)
+	c, err = OpenContent(s, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.WriteAt([]byte("past the end"), 3*crypt.BlockSize)
+	if !errors.Is(err, ErrUndo) {
+		t.Errorf("growth on a read-only descriptor: %v, want an error wrapping ErrUndo", err)
+	}
+	var errno unix.Errno
+	if !errors.As(err, &errno) || errno != unix.EBADF {
+		t.Errorf("first errno in %v is %v, want the growth's own EBADF", err, errno)
+	}
+	if err := c.Truncate(10 * crypt.BlockSize); !errors.Is(err, ErrUndo) {
+		t.Errorf("truncate up on a read-only descriptor: %v, want an error wrapping ErrUndo", err)
+	}
+	if c.Size() != 100 {
+		t.Errorf("size after the failed growths: %d, want 100", c.Size())
 	}
 }

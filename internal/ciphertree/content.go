@@ -1,21 +1,21 @@
-package fusefs
+package ciphertree
 
 import (
+	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
-// content reads and writes the plaintext of one lower file block by block.
-// It is built per operation by the caller, which holds the inode lock
-// (shared for reads, exclusive for anything that writes) and has filled in
-// the current plaintext size and file ID.
-type content struct {
+// Content reads and writes the plaintext of one lower file, block by block
+// (the read-modify-write engine). It is built per operation with
+// OpenContent: it caches the file's size and ID, so the caller must keep
+// anyone else from changing the lower file while it is in use (the daemon
+// holds the inode's lock: shared for reads, exclusive for anything that
+// writes). Large requests encrypt and decrypt their blocks on all cores.
+type Content struct {
 	suite *crypt.Suite
 	fd    int          // lower file descriptor (O_RDWR, or O_RDONLY for reads)
 	id    crypt.FileID // valid when hasID
@@ -29,13 +29,17 @@ type content struct {
 	lastBlock uint64
 }
 
-// loadContent reads the header and size of the lower file behind fd.
-func loadContent(s *crypt.Suite, fd int) (*content, error) {
+// OpenContent reads the header and size of the lower file behind fd
+// (opened O_RDWR, or O_RDONLY for reading only). A lower size that no
+// cipher file can have, or a header that does not parse, is an error
+// that wraps no errno: the file is damaged (or of a format version this
+// code does not read).
+func OpenContent(s *crypt.Suite, fd int) (*Content, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("ciphertree.Fstat: %w", err)
+	if err := Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("fstat: %w", err)
 	}
-	c := &content{suite: s, fd: fd}
+	c := &Content{suite: s, fd: fd}
 	size, err := crypt.PlainSize(uint64(st.Size))
 	if err != nil {
 		return nil, err
@@ -44,11 +48,7 @@ func loadContent(s *crypt.Suite, fd int) (*content, error) {
 	if st.Size == 0 {
 		return c, nil
 	}
-	var hdr [crypt.HeaderLen]byte
-	if err := ciphertree.PreadFull(fd, hdr[:], 0); err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
-	}
-	id, err := crypt.ParseHeader(hdr[:])
+	id, err := ReadHeader(fd)
 	if err != nil {
 		return nil, err
 	}
@@ -56,8 +56,11 @@ func loadContent(s *crypt.Suite, fd int) (*content, error) {
 	return c, nil
 }
 
+// Size returns the plaintext size.
+func (c *Content) Size() uint64 { return c.size }
+
 // ensureHeader writes a fresh header to an empty lower file.
-func (c *content) ensureHeader() error {
+func (c *Content) ensureHeader() error {
 	if c.hasID {
 		return nil
 	}
@@ -66,7 +69,7 @@ func (c *content) ensureHeader() error {
 		return err
 	}
 	var hdr [crypt.HeaderLen]byte
-	if err := ciphertree.PwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
+	if err := PwriteFull(c.fd, crypt.EncodeHeader(hdr[:0], id), 0); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
 	c.id, c.hasID = id, true
@@ -84,7 +87,7 @@ func blockLen(b, size uint64) int {
 
 // ReadAt fills dst with plaintext from offset off and returns the number of
 // bytes read (short only at end of file).
-func (c *content) ReadAt(dst []byte, off uint64) (int, error) {
+func (c *Content) ReadAt(dst []byte, off uint64) (int, error) {
 	if off >= c.size || len(dst) == 0 {
 		return 0, nil
 	}
@@ -96,7 +99,7 @@ func (c *content) ReadAt(dst []byte, off uint64) (int, error) {
 
 	buf := getBuf(cLen)
 	defer putBuf(buf)
-	if err := ciphertree.PreadFull(c.fd, buf, int64(cOff)); err != nil {
+	if err := PreadFull(c.fd, buf, int64(cOff)); err != nil {
 		return 0, err
 	}
 	n := int(end - off)
@@ -130,7 +133,7 @@ func (c *content) ReadAt(dst []byte, off uint64) (int, error) {
 }
 
 // oldBlock returns the current plaintext of block b (nil past the end).
-func (c *content) oldBlock(b uint64, buf []byte) ([]byte, error) {
+func (c *Content) oldBlock(b uint64, buf []byte) ([]byte, error) {
 	n := blockLen(b, c.size)
 	if n == 0 {
 		return nil, nil
@@ -141,24 +144,24 @@ func (c *content) oldBlock(b uint64, buf []byte) ([]byte, error) {
 	sb := storedPool.Get().(*[crypt.CipherBlockSize]byte)
 	defer storedPool.Put(sb)
 	stored := sb[:n+crypt.BlockOverhead]
-	if err := ciphertree.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+	if err := PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 		return nil, err
 	}
 	return c.suite.OpenBlock(buf[:0], stored, c.id, b)
 }
 
 // rewriteBlock re-encrypts block b with plaintext p at its place.
-func (c *content) rewriteBlock(b uint64, p []byte) error {
+func (c *Content) rewriteBlock(b uint64, p []byte) error {
 	out, err := c.suite.SealBlock(make([]byte, 0, len(p)+crypt.BlockOverhead), p, c.id, b)
 	if err != nil {
 		return err
 	}
-	return ciphertree.PwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
+	return PwriteFull(c.fd, out, int64(crypt.BlockOffset(b)))
 }
 
 // padLastBlock makes the current partial last block cover [its start, upTo)
 // with zeros after the old data, so the file can grow past it.
-func (c *content) padLastBlock(upTo uint64) error {
+func (c *Content) padLastBlock(upTo uint64) error {
 	if c.size%crypt.BlockSize == 0 {
 		return nil
 	}
@@ -174,11 +177,18 @@ func (c *content) padLastBlock(upTo uint64) error {
 	return c.rewriteBlock(b, p)
 }
 
+// ErrUndo is wrapped by the error of a growing operation that failed and
+// whose undoing failed too: the lower file may then be left longer than
+// before or with its old last block unreadable. The operation's own error
+// comes first in the chain, so errors.As finds its errno.
+var ErrUndo = errors.New("undoing a failed growth failed")
+
 // growing runs an operation that may grow the file and, when it fails
 // (typically ENOSPC while allocating), puts the file back as it was:
 // the old size, the old partial last block if it was padded, no header if
-// there was none. What was there before is never lost to a failed growth.
-func (c *content) growing(op func() error) error {
+// there was none. What was there before is never lost to a failed growth,
+// unless the undoing fails too; the error then wraps ErrUndo as well.
+func (c *Content) growing(op func() error) error {
 	oldSize, oldID := c.size, c.hasID
 	c.lastPlain = nil
 	lastHole := false
@@ -186,7 +196,7 @@ func (c *content) growing(op func() error) error {
 		// The partial last block is rewritten by any growth: keep it.
 		b := oldSize / crypt.BlockSize
 		stored := make([]byte, blockLen(b, oldSize)+crypt.BlockOverhead)
-		if err := ciphertree.PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
+		if err := PreadFull(c.fd, stored, int64(crypt.BlockOffset(b))); err != nil {
 			return err
 		}
 		old, err := c.suite.OpenBlock(nil, stored, c.id, b)
@@ -201,37 +211,46 @@ func (c *content) growing(op func() error) error {
 	if err == nil {
 		return nil
 	}
-	if !oldID {
-		unix.Ftruncate(c.fd, 0)
-		c.hasID, c.size = false, 0
-		return err
+	var undo error
+	ftruncate := func(size uint64) {
+		if e := unix.Ftruncate(c.fd, int64(size)); e != nil && undo == nil {
+			undo = fmt.Errorf("ftruncate to %d: %w", size, e)
+		}
 	}
 	switch {
+	case !oldID:
+		ftruncate(0)
+		c.hasID = false
 	case c.lastPlain != nil && lastHole:
 		// It was a hole: cut it off entirely and grow back, which
 		// leaves zeros (a hole again) without allocating anything.
-		unix.Ftruncate(c.fd, int64(crypt.BlockOffset(c.lastBlock)))
-		unix.Ftruncate(c.fd, int64(crypt.CipherSize(oldSize)))
+		ftruncate(crypt.BlockOffset(c.lastBlock))
+		ftruncate(crypt.CipherSize(oldSize))
 	case c.lastPlain != nil:
 		// Rewrite it in place at its old length: its space is allocated.
-		unix.Ftruncate(c.fd, int64(crypt.CipherSize(oldSize)))
-		c.rewriteBlock(c.lastBlock, c.lastPlain)
+		ftruncate(crypt.CipherSize(oldSize))
+		if e := c.rewriteBlock(c.lastBlock, c.lastPlain); e != nil && undo == nil {
+			undo = fmt.Errorf("rewrite block %d: %w", c.lastBlock, e)
+		}
 	default:
-		unix.Ftruncate(c.fd, int64(crypt.CipherSize(oldSize)))
+		ftruncate(crypt.CipherSize(oldSize))
 	}
 	c.size = oldSize
+	if undo != nil {
+		return fmt.Errorf("%w (and %w: %w)", err, ErrUndo, undo)
+	}
 	return err
 }
 
 // WriteAt writes data at off, growing the file as needed.
-func (c *content) WriteAt(data []byte, off uint64) error {
+func (c *Content) WriteAt(data []byte, off uint64) error {
 	if off+uint64(len(data)) > c.size {
 		return c.growing(func() error { return c.writeAt(data, off) })
 	}
 	return c.writeAt(data, off)
 }
 
-func (c *content) writeAt(data []byte, off uint64) error {
+func (c *Content) writeAt(data []byte, off uint64) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -339,7 +358,7 @@ func (c *content) writeAt(data []byte, off uint64) error {
 			return err
 		}
 	}
-	if err := ciphertree.PwriteFull(c.fd, buf, at); err != nil {
+	if err := PwriteFull(c.fd, buf, at); err != nil {
 		return err
 	}
 	if hdrLen > 0 {
@@ -355,7 +374,7 @@ func (c *content) writeAt(data []byte, off uint64) error {
 // otherwise stop halfway through a block and leave it torn. (Growth past
 // the old last block needs no reservation: growing undoes it.) File
 // systems without fallocate are written without the reservation.
-func (c *content) reserve(off, n int64) error {
+func (c *Content) reserve(off, n int64) error {
 	err := unix.Fallocate(c.fd, unix.FALLOC_FL_KEEP_SIZE, off, n)
 	switch err {
 	case nil, unix.EOPNOTSUPP, unix.ENOSYS:
@@ -368,14 +387,14 @@ func (c *content) reserve(off, n int64) error {
 
 // Truncate sets the plaintext size. Growing leaves holes (all-zero stored
 // blocks); shrinking into a block re-encrypts the block's remaining part.
-func (c *content) Truncate(size uint64) error {
+func (c *Content) Truncate(size uint64) error {
 	if size > c.size {
 		return c.growing(func() error { return c.truncate(size) })
 	}
 	return c.truncate(size)
 }
 
-func (c *content) truncate(size uint64) error {
+func (c *Content) truncate(size uint64) error {
 	switch {
 	case size == c.size:
 		return nil
@@ -418,14 +437,14 @@ func (c *content) truncate(size uint64) error {
 
 // Allocate implements plain fallocate (grow with allocated zeros) and
 // FALLOC_FL_KEEP_SIZE (allocate lower space only).
-func (c *content) Allocate(off, length uint64, keepSize bool) error {
+func (c *Content) Allocate(off, length uint64, keepSize bool) error {
 	if !keepSize && off+length > c.size {
 		return c.growing(func() error { return c.allocate(off, length, false) })
 	}
 	return c.allocate(off, length, keepSize)
 }
 
-func (c *content) allocate(off, length uint64, keepSize bool) error {
+func (c *Content) allocate(off, length uint64, keepSize bool) error {
 	end := off + length
 	if keepSize {
 		cEnd := crypt.BlockOffset((end + crypt.BlockSize - 1) / crypt.BlockSize)
@@ -455,76 +474,4 @@ func (c *content) allocate(off, length uint64, keepSize bool) error {
 	}
 	c.size = max(c.size, end)
 	return nil
-}
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// parallel runs fn for i in [0, n), spreading large batches over all cores.
-func parallel(n int, fn func(i int) error) error {
-	const minPerWorker = 16 // blocks; smaller batches are not worth a goroutine
-	workers := min(runtime.GOMAXPROCS(0), n/minPerWorker)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	per := (n + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*per, min((w+1)*per, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				if err := fn(i); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return firstErr
-}
-
-// Scratch blocks, pooled because the ones on the stack escape (to the
-// encrypting goroutines or through the cipher interface): a write's partly
-// covered first and last blocks, one plaintext block, one stored block.
-var (
-	edgePool   = sync.Pool{New: func() any { return new([2][crypt.BlockSize]byte) }}
-	plainPool  = sync.Pool{New: func() any { return new([crypt.BlockSize]byte) }}
-	storedPool = sync.Pool{New: func() any { return new([crypt.CipherBlockSize]byte) }}
-)
-
-// Buffers for whole requests (up to MaxWrite of plaintext plus overhead).
-var bufPool = sync.Pool{New: func() any { return new([maxRequestCipher]byte) }}
-
-const maxRequestCipher = (maxRequestBytes/crypt.BlockSize + 2) * crypt.CipherBlockSize
-
-func getBuf(n int) []byte {
-	if n > maxRequestCipher {
-		return make([]byte, n)
-	}
-	return bufPool.Get().(*[maxRequestCipher]byte)[:n]
-}
-
-func putBuf(b []byte) {
-	if cap(b) != maxRequestCipher {
-		return
-	}
-	bufPool.Put((*[maxRequestCipher]byte)(b[:maxRequestCipher]))
 }

@@ -3,9 +3,7 @@ package ciphertree
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,13 +11,18 @@ import (
 	"github.com/cryptfs/cryptfs/crypt"
 )
 
-// ErrShort reports a lower file shorter than its size promised, for
-// example because it changed behind the daemon's back or was truncated.
-var ErrShort = errors.New("lower file shorter than expected")
-
 // ErrBadIV marks an IV file of the wrong length (a crash before its data
 // reached the disk leaves it empty).
 var ErrBadIV = errors.New("damaged directory IV")
+
+// DirIV returns the name IV of the directory behind dfd: the zero IV
+// under deterministic names (no IV files), else its IV file's content.
+func DirIV(s *crypt.Suite, dfd int) (crypt.DirIV, error) {
+	if s.DeterministicNames() {
+		return crypt.DirIV{}, nil
+	}
+	return ReadDirIV(dfd)
+}
 
 // ReadDirIV reads the IV file of the directory behind dfd.
 func ReadDirIV(dfd int) (crypt.DirIV, error) {
@@ -42,8 +45,8 @@ func ReadDirIV(dfd int) (crypt.DirIV, error) {
 }
 
 // WriteDirIV gives the directory behind dfd a fresh IV file, created
-// exclusively. It is not synced here: see durability.go for when it
-// reaches stable storage.
+// exclusively. It is not synced here (SyncDirIV does that): the daemon
+// batches those syncs (see package fusefs, durability.go).
 func WriteDirIV(dfd int) (crypt.DirIV, error) {
 	iv, err := crypt.NewDirIV()
 	if err != nil {
@@ -199,132 +202,8 @@ func RemoveInternal(dfd int) error {
 	return nil
 }
 
-// WriteSidecar stores the encoded name of a long-name entry.
-func WriteSidecar(dfd int, longLower, encoded string) error {
-	name := crypt.SidecarName(longLower)
-	fd, err := Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	defer unix.Close(fd)
-	if err := PwriteFull(fd, []byte(encoded), 0); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// ReadSidecar returns the encoded name a long-name entry stands for.
-func ReadSidecar(dfd int, longLower string) (string, error) {
-	fd, err := Openat(dfd, crypt.SidecarName(longLower), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 4096)
-	n, err := ReadFull(fd, buf)
-	if err != nil {
-		return "", err
-	}
-	return crypt.ParseSidecar(longLower, buf[:n])
-}
-
-// DecodeName returns the plaintext name of a lower entry, reading the
-// sidecar of long names.
-func DecodeName(s *crypt.Suite, dfd int, iv crypt.DirIV, lower string) (string, error) {
-	encoded := lower
-	if crypt.IsLongName(lower) {
-		var err error
-		if encoded, err = ReadSidecar(dfd, lower); err != nil {
-			return "", err
-		}
-	} else if strings.ContainsRune(lower, '.') {
-		return "", fmt.Errorf("not an encrypted name (a file added to the cipher tree from outside, e.g. a sync tool's conflict copy?): %w", crypt.ErrAuth)
-	}
-	return s.DecryptName(iv, encoded)
-}
-
-func ReadFull(fd int, p []byte) (int, error) {
-	total := 0
-	for total < len(p) {
-		n, err := unix.Read(fd, p[total:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return total, err
-		}
-		if n == 0 {
-			break
-		}
-		total += n
-	}
-	return total, nil
-}
-
-func Readlinkat(dfd int, name string) (string, error) {
-	for size := 4096; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
-}
-
-// PreadFull reads exactly len(p) bytes at off.
-func PreadFull(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pread(fd, p, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("pread: %w", err)
-		}
-		if n == 0 {
-			return fmt.Errorf("pread at %d: %w (%w)", off, ErrShort, io.ErrUnexpectedEOF)
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
-}
-
-// PwriteFull writes all of p at off.
-func PwriteFull(fd int, p []byte, off int64) error {
-	for len(p) > 0 {
-		n, err := unix.Pwrite(fd, p, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("pwrite: %w", err)
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
-}
-
-func Fstat(fd int, st *unix.Stat_t) error {
-	for {
-		err := unix.Fstat(fd, st)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-func Openat(dirfd int, name string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, mode)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
-
+// SyncDirIV makes the IV file of the directory behind dfd and its
+// directory entry durable.
 func SyncDirIV(dfd int) error {
 	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// CreateTestConfig creates a config in dir with InsecureTestKDF (fast, far
-// below the floor) for tests in other packages. It returns the config path,
+// createTestConfig creates a config in dir with InsecureTestKDF (fast, far
+// below the floor). It returns the config path,
 // the config and the master key.
-func CreateTestConfig(tb testing.TB, dir string, password []byte, opts CreateOptions) (string, *Config, []byte) {
+func createTestConfig(tb testing.TB, dir string, password []byte, opts CreateOptions) (string, *Config, []byte) {
 	tb.Helper()
 	kdf := InsecureTestKDF()
 	opts.KDF = &kdf

@@ -1,0 +1,84 @@
+package ciphertree
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+)
+
+// Name is how a plaintext name is stored in a lower directory.
+type Name struct {
+	Lower   string // the lower directory entry
+	Encoded string // the encrypted name; differs from Lower for long names
+	Long    bool   // Lower is a hashed long name: Encoded lives in a sidecar
+}
+
+// EncodeName maps plaintext name, in a directory with name IV iv, to its
+// lower name. Errors are bare errnos, as a file system reports them:
+// ENAMETOOLONG for a name too long to store, EINVAL for "", ".", ".."
+// and names with '/' or NUL.
+func EncodeName(s *crypt.Suite, iv crypt.DirIV, name string) (Name, error) {
+	if len(name) > crypt.MaxLowerName {
+		return Name{}, syscall.ENAMETOOLONG
+	}
+	encoded, err := s.EncryptName(iv, name)
+	if err != nil {
+		if errors.Is(err, crypt.ErrInvalidName) {
+			return Name{}, syscall.EINVAL
+		}
+		return Name{}, err
+	}
+	lower, long := crypt.LowerName(encoded)
+	return Name{Lower: lower, Encoded: encoded, Long: long}, nil
+}
+
+// WriteSidecar stores the encoded name of a long-name entry.
+func WriteSidecar(dfd int, longLower, encoded string) error {
+	name := crypt.SidecarName(longLower)
+	fd, err := Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if err := PwriteFull(fd, []byte(encoded), 0); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// ReadSidecar returns the encoded name a long-name entry stands for.
+func ReadSidecar(dfd int, longLower string) (string, error) {
+	fd, err := Openat(dfd, crypt.SidecarName(longLower), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := ReadFull(fd, buf)
+	if err != nil {
+		return "", err
+	}
+	return crypt.ParseSidecar(longLower, buf[:n])
+}
+
+// DecodeName returns the plaintext name of lower entry lower in the
+// directory behind dfd (name IV iv), reading the sidecar of long names.
+// A name that is not an encrypted name at all (a file added to the tree
+// from outside) fails like a tampered one: the error wraps crypt.ErrAuth.
+func DecodeName(s *crypt.Suite, dfd int, iv crypt.DirIV, lower string) (string, error) {
+	encoded := lower
+	if crypt.IsLongName(lower) {
+		var err error
+		if encoded, err = ReadSidecar(dfd, lower); err != nil {
+			return "", err
+		}
+	} else if strings.ContainsRune(lower, '.') {
+		return "", fmt.Errorf("not an encrypted name (a file added to the cipher tree from outside, e.g. a sync tool's conflict copy?): %w", crypt.ErrAuth)
+	}
+	return s.DecryptName(iv, encoded)
+}

@@ -1,0 +1,240 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/jacobsa/fuse"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/bpf/fastpath"
+	"github.com/cryptfs/cryptfs/bpf/reqstats"
+	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/internal/control"
+	"github.com/cryptfs/cryptfs/internal/fusefs"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
+	"github.com/cryptfs/cryptfs/meta"
+)
+
+// Options are what a mount needs. CipherDir and Mountpoint are absolute
+// paths the caller checked (the mountpoint an empty directory, neither
+// inside the other).
+type Options struct {
+	CipherDir  string
+	Mountpoint string
+	Crypt      crypt.Options // from the config (config.Config.CryptOptions)
+	Master     []byte        // the master key; Serve wipes it
+	FastPath   Mode          // the tier, or Auto
+	ReadOnly   bool
+	AllowOther bool // other users may use the mount (as root: files are created as the caller)
+	Log        zerolog.Logger
+	LogFile    string // where Log goes, shown by cryptfs status ("" for standard error)
+	// BPFShadow runs the ebpf tier without attaching the program: the maps
+	// are filled as with the kernel hook, for tests on kernels without it.
+	BPFShadow bool
+	// CPUProfile and MemProfile, when set, are files to write a CPU
+	// profile of the whole mount and a heap profile at unmount to.
+	CPUProfile string
+	MemProfile string
+	// Ready, if not nil, is called exactly once: with nil once the mount
+	// answers, or with the error that kept it from mounting.
+	Ready func(error)
+}
+
+// Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
+// unmounted (by cryptfs unmount, umount, or ctx: its cancellation, e.g.
+// by SIGINT or SIGTERM through signal.NotifyContext, unmounts, lazily when
+// the mount is busy). It wipes the key material when the mount ends. The
+// process's umask, descriptor limit and soft memory limit are set for a
+// daemon: Serve is meant to be the process's one job.
+func Serve(ctx context.Context, o Options) (err error) {
+	ready := o.Ready
+	if ready == nil {
+		ready = func(error) {}
+	}
+	readied := false
+	o.Ready = func(err error) {
+		if !readied {
+			readied = true
+			ready(err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			o.Ready(err)
+		}
+	}()
+	suite, err := crypt.New(o.Master, o.Crypt)
+	crypt.Wipe(o.Master)
+	if err != nil {
+		return err
+	}
+	defer suite.Wipe()
+
+	syscall.Umask(0) // modes come from the kernel, already masked
+	raiseFileLimit()
+	stopHeap := make(chan struct{})
+	defer close(stopHeap)
+	governHeap(stopHeap)
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	t, err := chooseTier(o.FastPath, o.BPFShadow)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	err = serveTier(ctx, o, suite, t)
+	if errors.Is(err, errAttachFailed) && o.FastPath.Auto {
+		o.Log.Warn().Err(err).Msg("falling back to the kernel-cache tier")
+		t.close()
+		t = tierChoice{tier: meta.KernelCache, reason: "auto: " + err.Error()}
+		err = serveTier(ctx, o, suite, t)
+	}
+	return err
+}
+
+// serveTier mounts with one tier and serves until unmounted.
+func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice) error {
+	var sink meta.Sink
+	if t.fp != nil {
+		sink = fastpath.NewSink(t.fp, o.Log)
+	}
+	notifier := fuse.NewNotifier()
+	fsys, err := fusefs.New(fusefs.Config{
+		Lower:    o.CipherDir,
+		Suite:    suite,
+		Tier:     t.tier,
+		FastPath: sink,
+		ReadOnly: o.ReadOnly,
+		Log:      o.Log,
+		Retain:   fastpath.MaxAttrs,
+	}, notifier)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+
+	mopts := fusefs.MountOptions{
+		Source:     o.CipherDir,
+		ReadOnly:   o.ReadOnly,
+		AllowOther: o.AllowOther,
+		Tier:       t.tier,
+	}
+	if o.Log.Debug().Enabled() {
+		// jacobsa/fuse formats a line for every failed request that is not
+		// ENOENT-like (EOPNOTSUPP for security.capability before every
+		// write among them) before the writer sees it: only worth it when
+		// the line is kept.
+		mopts.ErrorLog = log.New(zerologWriter{o.Log}, "", 0)
+	}
+	server := fuse.NewServerWithNotifier(notifier, fsys.Server())
+	var mfs *fuse.MountedFileSystem
+	devFD := -1
+	if t.attach {
+		dev, err := mountDevice(o.Mountpoint, mopts)
+		if err != nil {
+			return err
+		}
+		// jacobsa/fuse wraps /dev/fd/N in an *os.File of its own and closes
+		// it when the connection ends; dev must not own the same number, or
+		// its finalizer closes it under the library's reads. The library
+		// gets a duplicate; dev stays open (and reachable) until we return.
+		defer dev.Close()
+		if devFD, err = unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			unix.Unmount(o.Mountpoint, unix.MNT_DETACH)
+			return fmt.Errorf("dup /dev/fuse: %w", err)
+		}
+		if mfs, err = fuse.Mount(fmt.Sprintf("/dev/fd/%d", devFD), server, fusefs.MountConfig(mopts)); err != nil {
+			unix.Unmount(o.Mountpoint, unix.MNT_DETACH)
+			return fmt.Errorf("serve %s: %w", o.Mountpoint, err)
+		}
+		if err := t.fp.Attach(devFD); err != nil {
+			unix.Unmount(o.Mountpoint, 0)
+			mfs.Join(context.Background())
+			return fmt.Errorf("%w: %w", errAttachFailed, err)
+		}
+	} else if mfs, err = fuse.Mount(o.Mountpoint, server, fusefs.MountConfig(mopts)); err != nil {
+		return fmt.Errorf("mount %s: %w", o.Mountpoint, err)
+	}
+
+	h := &controlHandler{fsys: fsys, fp: t.fp, status: control.Status{
+		PID: os.Getpid(), Mountpoint: o.Mountpoint, CipherDir: o.CipherDir,
+		Tier: t.tier.String(), TierReason: t.reason, ReadOnly: o.ReadOnly,
+		Started: time.Now(), LogFile: o.LogFile,
+	}}
+	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
+	if t.fp != nil {
+		if info, err := t.fp.Program().Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				h.status.BPFProgramID = uint32(id)
+			}
+		}
+	}
+	if dev, err := control.Device(o.Mountpoint); err == nil {
+		h.status.Device = dev
+		raiseReadahead(dev, o.Log)
+		if os.Geteuid() == 0 {
+			if col, err := reqstats.Open(dev); err == nil {
+				h.col = col
+				defer col.Close() // after ctl.Close: no stats request reads it any more
+			} else {
+				o.Log.Info().Err(err).Msg("no tracepoint statistics; cryptfs stats shows the daemon's own counters")
+			}
+		}
+		if ctl, err := control.Listen(dev, h); err == nil {
+			defer ctl.Close()
+		} else {
+			o.Log.Warn().Err(err).Msg("no control socket: cryptfs status/stats will not see this mount")
+		}
+	}
+	o.Log.Info().Str("mountpoint", o.Mountpoint).Str("fast_path", t.tier.String()).Msg("mounted")
+	o.Ready(nil)
+	sdNotify("READY=1\nSTATUS=Mounted " + o.Mountpoint + " (fast path: " + t.tier.String() + ")")
+
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case <-served:
+			return
+		case <-ctx.Done():
+		}
+		o.Log.Info().Str("reason", context.Cause(ctx).Error()).Msg("unmounting")
+		if devFD >= 0 {
+			fastpath.Detach(devFD)
+		}
+		if err := mountinfo.Unmount(o.Mountpoint, false); err != nil {
+			o.Log.Warn().Err(err).Msg("unmount failed (busy?); detaching lazily")
+			mountinfo.Unmount(o.Mountpoint, true)
+		}
+	}()
+	if err := mfs.Join(context.Background()); err != nil {
+		return fmt.Errorf("serving %s: %w", o.Mountpoint, err)
+	}
+	sdNotify("STOPPING=1")
+	if o.MemProfile != "" {
+		// The heap as the mount leaves it: the inode table at its largest.
+		if f, err := os.Create(o.MemProfile); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package daemon wires a cryptfs mount together and serves it until it is
+// unmounted: it unlocks the keys into a crypt.Suite, chooses the fast-path
+// tier (probing the kernel for the cryptfs hook and loading the eBPF
+// program), mounts (with mount(2) on a /dev/fuse descriptor of its own for
+// the ebpf tier, so the program can be attached to the connection), serves
+// the file system of package fusefs, answers `cryptfs status` and `cryptfs
+// stats` on the control socket (merging the tracepoint collector's, the
+// daemon's and the program's figures), tells systemd when it is ready, and
+// keeps the process fit for a long life (descriptor limit, readahead, a
+// soft memory limit that follows the live heap).
+//
+// The command line (cmd/cryptfs) parses flags, reads the password, starts
+// the background process and calls Serve; nothing else. Serve runs in the
+// process that serves the mount: a process must never open files on a FUSE
+// mount it serves itself (the Go poller would deadlock on FUSE_POLL), so
+// tests run it in a child process.
+package daemon

@@ -1,0 +1,204 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/jacobsa/fuse/fuseops"
+	"github.com/jacobsa/fuse/fuseutil"
+
+	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
+	"github.com/cryptfs/cryptfs/meta"
+)
+
+// dirHandle is an open directory: a snapshot of its entries taken at the
+// first READDIR (and again when the kernel rewinds to offset 0).
+type dirHandle struct {
+	n       *inode
+	entries []dirEntry
+	loaded  bool
+}
+
+type dirEntry struct {
+	name  string // plaintext
+	lower string
+	ino   uint64
+	typ   fuseutil.DirentType
+}
+
+// OpenDir opens a directory handle.
+func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
+	n, err := fs.dirOf(op.Inode)
+	if err != nil {
+		return err
+	}
+	op.Handle = fs.addHandle(&dirHandle{n: n})
+	if fs.cache.Tier() == meta.KernelCache {
+		// The kernel may keep the listing in the directory's page cache
+		// and serve later listings from it: it drops the cache itself on
+		// every change it makes to the directory (create, unlink, rename,
+		// link, mkdir, rmdir bump the inode's version), and the lower
+		// directory changes only through the daemon (docs/fast-path.md);
+		// InvalidateInode of the directory drops it too. Without it every
+		// ls lists, decrypts and stats the whole lower directory again.
+		op.CacheDir, op.KeepCache = true, true
+	}
+	return nil
+}
+
+// ReleaseDirHandle closes a directory handle.
+func (fs *FS) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHandleOp) error {
+	fs.mu.Lock()
+	delete(fs.handles, op.Handle)
+	fs.mu.Unlock()
+	return nil
+}
+
+// list reads and decrypts a lower directory. Internal files are hidden;
+// names that do not decrypt (for example a sync tool's conflict copy) are
+// skipped with one warning each.
+func (fs *FS) list(n *inode) ([]dirEntry, error) {
+	iv, err := fs.dirIV(n)
+	if err != nil {
+		return nil, err
+	}
+	dfd, err := fs.dirFd(n)
+	if err != nil {
+		return nil, err
+	}
+	parent := uint64(rootID)
+	if l := fs.linksOf(n); len(l) > 0 {
+		parent = l[0].parent.ID
+	}
+	entries := []dirEntry{
+		{name: ".", ino: n.ID, typ: fuseutil.DT_Directory},
+		{name: "..", ino: parent, typ: fuseutil.DT_Directory},
+	}
+	atRoot := n.ID == rootID
+	err = ciphertree.ReadDir(dfd, func(lname string, ino uint64, typ uint8) bool {
+		if crypt.IsReserved(lname, atRoot) {
+			return true
+		}
+		name, err := ciphertree.DecodeName(fs.suite, dfd, iv, lname)
+		if err != nil {
+			path := fs.lowerPath(n, lname)
+			if _, seen := fs.warned.LoadOrStore(path, true); !seen {
+				fs.log.Warn().Str("op", "readdir").Uint64("inode", n.ID).Str("path", path).Err(err).
+					Msg("skipping a lower entry whose name does not decrypt")
+			}
+			return true
+		}
+		fs.mu.Lock()
+		id := fs.idFor(fs.rootDev, ino)
+		fs.mu.Unlock()
+		entries = append(entries, dirEntry{name: name, lower: lname, ino: id, typ: fuseutil.DirentType(typ)})
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+func (fs *FS) dirHandle(id fuseops.HandleID) (*dirHandle, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	h, ok := fs.handles[id].(*dirHandle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	return h, nil
+}
+
+// snapshot returns the handle's entries, reading them at offset 0.
+func (fs *FS) snapshot(h *dirHandle, offset fuseops.DirOffset) ([]dirEntry, error) {
+	h.n.RLock()
+	defer h.n.RUnlock()
+	if offset == 0 || !h.loaded {
+		entries, err := fs.list(h.n)
+		if err != nil {
+			return nil, err
+		}
+		h.entries, h.loaded = entries, true
+	}
+	return h.entries, nil
+}
+
+// ReadDir answers READDIR.
+func (fs *FS) ReadDir(ctx context.Context, op *fuseops.ReadDirOp) error {
+	h, err := fs.dirHandle(op.Handle)
+	if err != nil {
+		return err
+	}
+	entries, err := fs.snapshot(h, op.Offset)
+	if err != nil {
+		return err
+	}
+	for i := int(op.Offset); i < len(entries); i++ {
+		e := entries[i]
+		n := fuseutil.WriteDirent(op.Dst[op.BytesRead:], fuseutil.Dirent{
+			Offset: fuseops.DirOffset(i + 1),
+			Inode:  fuseops.InodeID(e.ino),
+			Name:   e.name,
+			Type:   e.typ,
+		})
+		if n == 0 {
+			break
+		}
+		op.BytesRead += n
+	}
+	return nil
+}
+
+// ReadDirPlus answers READDIRPLUS: entries with attributes, each counted
+// as a lookup by the kernel.
+func (fs *FS) ReadDirPlus(ctx context.Context, op *fuseops.ReadDirPlusOp) error {
+	h, err := fs.dirHandle(op.Handle)
+	if err != nil {
+		return err
+	}
+	entries, err := fs.snapshot(h, op.Offset)
+	if err != nil {
+		return err
+	}
+	p := h.n
+	p.RLock()
+	defer p.RUnlock()
+	pfd, err := fs.dirFd(p)
+	if err != nil {
+		return err
+	}
+	for i := int(op.Offset); i < len(entries); i++ {
+		e := entries[i]
+		d := fuseutil.DirentPlus{Dirent: fuseutil.Dirent{
+			Offset: fuseops.DirOffset(i + 1),
+			Inode:  fuseops.InodeID(e.ino),
+			Name:   e.name,
+			Type:   e.typ,
+		}}
+		var child *inode
+		if e.name != "." && e.name != ".." {
+			// The kernel links "." and ".." to nothing; every other entry
+			// becomes a kernel reference.
+			var s *seen
+			child, s, err = fs.find(p, pfd, e.lower, e.name)
+			if err != nil {
+				continue // gone since the snapshot
+			}
+			if err := fs.entry(p, e.name, child, s, &d.Entry); err != nil {
+				continue
+			}
+			d.Dirent.Inode = d.Entry.Child
+		}
+		n := fuseutil.WriteDirentPlus(op.Dst[op.BytesRead:], d)
+		if n == 0 {
+			if child != nil {
+				fs.forget(child.ID, 1)
+			}
+			break
+		}
+		op.BytesRead += n
+	}
+	return nil
+}

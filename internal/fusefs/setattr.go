@@ -1,0 +1,155 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/jacobsa/fuse/fuseops"
+	"golang.org/x/sys/unix"
+)
+
+// SetInodeAttributes handles chmod, chown, utimens and truncate.
+func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttributesOp) error {
+	n, err := fs.mustInode(uint64(op.Inode))
+	if err != nil {
+		return err
+	}
+	if fs.readOnly {
+		return syscall.EROFS
+	}
+	n.Lock()
+	defer n.Unlock()
+	var h *handle
+	if op.Handle != nil {
+		h, _ = fs.fileHandle(*op.Handle)
+	}
+	defer fs.cache.ChangedAttr(&n.Node)
+
+	if op.Size != nil {
+		if err := fs.truncate(n, h, *op.Size); err != nil {
+			return err
+		}
+	}
+	if op.Mode != nil || op.Uid != nil || op.Gid != nil || op.Atime != nil || op.Mtime != nil {
+		err := fs.withLower(n, h, op.Mode != nil, func(dirfd int, name string, flags int) error {
+			if op.Mode != nil && n.kind != unix.S_IFLNK {
+				if err := unix.Fchmodat(dirfd, name, uint32(op.Mode.Perm())|unixMode(*op.Mode)&0o7000, flags); err != nil {
+					return err
+				}
+			}
+			if op.Uid != nil || op.Gid != nil {
+				uid, gid := -1, -1
+				if op.Uid != nil {
+					uid = int(*op.Uid)
+				}
+				if op.Gid != nil {
+					gid = int(*op.Gid)
+				}
+				if err := unix.Fchownat(dirfd, name, uid, gid, flags); err != nil {
+					return err
+				}
+			}
+			if op.Atime != nil || op.Mtime != nil {
+				ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+				if op.Atime != nil {
+					ts[0] = unix.NsecToTimespec(op.Atime.UnixNano())
+				}
+				if op.Mtime != nil {
+					ts[1] = unix.NsecToTimespec(op.Mtime.UnixNano())
+				}
+				if err := unix.UtimesNanoAt(dirfd, name, ts, flags); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) && op.Mode == nil && op.Uid == nil && op.Gid == nil && op.Size == nil {
+				// Times on an unlinked inode (the writeback cache
+				// flushing mtime after unlink): nothing left to stamp.
+				a, _ := fs.cache.Attr(&n.Node)
+				op.Attributes, op.AttributesExpiration = a, time.Time{}
+				return nil
+			}
+			return err
+		}
+	}
+	a, err := fs.freshAttrs(n)
+	if err != nil {
+		return err
+	}
+	// A truncate by a caller without CAP_FSETID, or a chown (which the
+	// lower file system may already have handled). An explicit chmod in
+	// the same request has the last word. The reply's stat gives the
+	// mode; only a change needs another.
+	if op.KillSuidgid && op.Mode == nil {
+		killed, err := fs.killSuidgid(n, h, unixMode(a.Mode))
+		if err != nil {
+			return err
+		}
+		if killed {
+			if a, err = fs.freshAttrs(n); err != nil {
+				return err
+			}
+		}
+	}
+	op.Attributes = a
+	op.AttributesExpiration = fs.cache.AttrExpiration()
+	return nil
+}
+
+// killSuidgid clears the set-user-ID bit of regular file n, and its
+// set-group-ID bit where group execution is allowed, as a local file system
+// does when a caller without CAP_FSETID writes or truncates, and when
+// anyone chowns a file. The daemon negotiates FUSE_HANDLE_KILLPRIV_V2, so
+// the kernel leaves this to it and says in the request when (WRITE and
+// SETATTR; atomic O_TRUNC is not negotiated, so OPEN never asks). A
+// set-group-ID bit without group execute is a mandatory-locking mark and
+// stays: the rule FUSE has always applied, as the daemon does not know the
+// caller's groups. mode is n's current mode, from a lower stat the caller
+// took. It reports whether the mode changed. Call with n's lock held.
+func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
+	mode &= 0o7777
+	kill := mode & unix.S_ISUID
+	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+		kill |= unix.S_ISGID
+	}
+	if n.kind != unix.S_IFREG || kill == 0 {
+		return false, nil
+	}
+	err := fs.withLower(n, h, true, func(dirfd int, name string, flags int) error {
+		return unix.Fchmodat(dirfd, name, mode&^kill, flags)
+	})
+	if err != nil {
+		return false, err
+	}
+	fs.cache.ChangedAttr(&n.Node)
+	return true, nil
+}
+
+// truncate changes the plaintext size of a regular file.
+func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
+	if n.kind == unix.S_IFDIR {
+		return syscall.EISDIR
+	}
+	if n.kind != unix.S_IFREG {
+		return syscall.EINVAL
+	}
+	fd := -1
+	if h != nil && h.writable {
+		fd = h.fd
+	} else {
+		var err error
+		if fd, err = fs.open(n, unix.O_RDWR); err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+	}
+	c, err := fs.contentOf("truncate", &handle{n: n, fd: fd})
+	if err != nil {
+		return err
+	}
+	return fs.contentFailed("truncate", n, c.Truncate(size))
+}
