@@ -230,8 +230,8 @@ func Probe(dir string, o Options) error {
 // InUseError says who holds a tree.
 type InUseError struct {
 	Dir     string
-	Shared  bool             // the refused lock was shared (a read-only mount)
-	Holders []Holder         // from /proc/locks (may be empty: unreadable)
+	Shared  bool              // the refused lock was shared (a read-only mount)
+	Holders []Holder          // from /proc/locks (may be empty: unreadable)
 	Mounts  []mountinfo.Mount // cryptfs mounts of the tree
 }
 
