@@ -166,13 +166,13 @@ type Holder struct {
 // dir (or on its lock file), from /proc/locks. It takes no lock.
 func Holders(dir string) ([]Holder, error) {
 	var keys []string
-	for _, p := range []string{dir, filepath.Join(dir, FileName)} {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err == nil {
-			keys = append(keys, fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino))
-		} else if p == dir {
-			return nil, fmt.Errorf("stat %s: %w", dir, err)
-		}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	keys = append(keys, lockKey(st))
+	if unix.Lstat(filepath.Join(dir, FileName), &st) == nil {
+		keys = append(keys, lockKey(st))
 	}
 	f, err := os.Open("/proc/locks")
 	if err != nil {
@@ -180,6 +180,12 @@ func Holders(dir string) ([]Holder, error) {
 	}
 	defer f.Close()
 	return parseLocks(bufio.NewScanner(f), keys)
+}
+
+// lockKey is how /proc/locks names an inode: maj:min:ino, the device
+// numbers in hex.
+func lockKey(st unix.Stat_t) string {
+	return fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
 }
 
 // parseLocks reads /proc/locks lines such as
