@@ -157,7 +157,7 @@ func busyError(m mountinfo.Mount, mnt string) error {
 	}
 	hidden := ""
 	if unseen > 0 {
-		hidden = fmt.Sprintf("%d processes could not be inspected", unseen)
+		hidden = fmt.Sprintf("processes that could not be inspected: %d", unseen)
 		if os.Geteuid() != 0 {
 			hidden += " (other users'; root sees them)"
 		}
