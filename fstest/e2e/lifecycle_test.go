@@ -278,7 +278,12 @@ func TestBusyUnmountByRoot(t *testing.T) {
 	m, err := cryptfstest.TryMount(t, u.cli, cryptfstest.MountOptions{Cipher: u.cipher, Dir: u.dir("mnt"), Background: true})
 	mustDo(t, err)
 	sh := holder(t, u.cred, "cd "+m.Dir+" && echo 'written by the user' >> notes")
-	out, code := runAs(t, cryptfstest.NewCLI(t), "", "unmount", m.Dir)
+	// The user's own unmount (fusermount3) is refused the same way.
+	out, code := runAs(t, u.cli, "", "unmount", m.Dir)
+	if code != codeBusy || !strings.Contains(out, fmt.Sprintf("pid %d (sleep): cwd %s", sh.Process.Pid, m.Dir)) {
+		t.Errorf("the user's unmount of the busy mount: exit %d, want %d naming pid %d\n%s", code, codeBusy, sh.Process.Pid, out)
+	}
+	out, code = runAs(t, cryptfstest.NewCLI(t), "", "unmount", m.Dir)
 	if code != codeBusy || !strings.Contains(out, fmt.Sprintf("pid %d (sleep): cwd %s", sh.Process.Pid, m.Dir)) {
 		t.Fatalf("root's unmount of the user's busy mount: exit %d, want %d naming pid %d\n%s", code, codeBusy, sh.Process.Pid, out)
 	}
@@ -373,6 +378,30 @@ func TestDeadMount(t *testing.T) {
 			m2 := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: m.Cipher})
 			cryptfstest.Unmount(t, m2)
 		})
+	}
+}
+
+// TestUnmountWithoutSocket: a daemon whose control socket is gone (its
+// runtime directory was cleaned, as logind does at the last logout) is
+// still found through the tree's lock: status says it runs and how to
+// unmount, and unmount works and waits for it.
+func TestUnmountWithoutSocket(t *testing.T) {
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Background: true})
+	st, err := m.Status(context.Background())
+	mustDo(t, err)
+	mustDo(t, os.Remove(fmt.Sprintf("/run/cryptfs/%d.sock", st.Device)))
+	cli := cryptfstest.NewCLI(t)
+	out, code := runAs(t, cli, "", "status", m.Dir)
+	if code == 0 || !strings.Contains(out, fmt.Sprintf("its daemon (pid %d) runs but does not answer", m.PID())) {
+		t.Errorf("status without the socket: exit %d\n%s", code, out)
+	}
+	if out, code := runAs(t, cli, "", "unmount", m.Dir); code != 0 {
+		t.Fatalf("unmount without the socket: exit %d\n%s", code, out)
+	}
+	select {
+	case <-m.Done():
+	default:
+		t.Errorf("unmount returned before the daemon exited")
 	}
 }
 

@@ -52,6 +52,13 @@ func RuntimeDir() (string, error) {
 		}
 	}
 	dir := dirs[0]
+	if uid == 0 {
+		// A minimal system (an initramfs) may have no /run yet; it is
+		// root's own to make.
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return "", fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
+		}
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("create the runtime directory %s: %w", dir, err)
 	}
