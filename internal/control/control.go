@@ -197,20 +197,25 @@ func answer(c net.Conn, h Handler) {
 		json.NewEncoder(c).Encode(map[string]string{"error": "permission denied"})
 		return
 	}
+	if reply := handle(line, h); reply != nil {
+		json.NewEncoder(c).Encode(reply)
+	}
+}
+
+// handle answers one request line (a client's bytes: anything at all);
+// nil means no answer (not a request).
+func handle(line []byte, h Handler) any {
 	var req request
 	if json.Unmarshal(line, &req) != nil {
-		return
+		return nil
 	}
-	var reply any
 	switch req.Cmd {
 	case "status":
-		reply = h.Status()
+		return h.Status()
 	case "stats":
-		reply = h.Stats()
-	default:
-		reply = map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
+		return h.Stats()
 	}
-	json.NewEncoder(c).Encode(reply)
+	return map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
 }
 
 // peerUID returns the uid of the process at the other end of a unix

@@ -98,3 +98,24 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: no line of the mount table makes Parse panic, and a parsed
+// mount has the fields the line's separator promises.
+func FuzzParse(f *testing.F) {
+	for _, l := range strings.Split(mountinfoSample, "\n") {
+		f.Add(l)
+	}
+	f.Add(`1 2 3:4 / / rw - `)
+	f.Add(`1 2 3:4 / / rw shared:1 master:2 - fuse.cryptfs /a\040b rw,user_id=x`)
+	f.Fuzz(func(t *testing.T, line string) {
+		m, ok := Parse(line)
+		if !ok {
+			return
+		}
+		if m.FSType == "" {
+			t.Errorf("Parse(%q) = %+v: no file system type", line, m)
+		}
+		m.OwnerUID()
+		m.Option("user_id")
+	})
+}
