@@ -375,7 +375,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	}
 	keyR.Close()
 	statW.Close()
-	_, werr := keyW.Write(append(append([]byte(nil), k.master...), handoff...))
+	msg := append(append(make([]byte, 0, len(k.master)+len(handoff)), k.master...), handoff...)
+	_, werr := keyW.Write(msg)
+	wipe(msg)
 	keyW.Close()
 	if werr != nil {
 		return fmt.Errorf("hand the key to the daemon: %w", werr)
