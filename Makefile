@@ -10,8 +10,12 @@ FUZZTIME ?= 60s
 
 all: build
 
+# cryptfs --version: the git description, linked in (GOFLAGS may say
+# -buildvcs=false, which leaves the binary without VCS information).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/cryptfs
+	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o $(BIN) ./cmd/cryptfs
 
 # System packages the tests need (FUSE userspace tools), installed when
 # missing on Debian.
