@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -308,14 +307,9 @@ func decodeField(name, s string, want int) ([]byte, error) {
 
 // Load reads and parses the config file at path.
 func Load(path string, opts LoadOptions) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileLen+1))
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
 	c, err := Parse(data, opts)
 	if err != nil {
@@ -462,7 +456,7 @@ func (c *Config) Rewrap(path string, master, newPassword []byte) error {
 	if len(master) != crypt.KeyLen || c.checkKey(master) != nil {
 		return errors.New("rewrap: the master key does not belong to this config")
 	}
-	old, err := os.ReadFile(path)
+	old, err := readFile(path)
 	if err != nil {
 		return fmt.Errorf("rewrap: %w", err)
 	}

@@ -24,10 +24,12 @@ func DirIV(s *crypt.Suite, dfd int) (crypt.DirIV, error) {
 	return ReadDirIV(dfd)
 }
 
-// ReadDirIV reads the IV file of the directory behind dfd.
+// ReadDirIV reads the IV file of the directory behind dfd. Something
+// other than a regular file in its place is never opened (OpenRegular):
+// the error wraps ErrNotRegular.
 func ReadDirIV(dfd int) (crypt.DirIV, error) {
 	var iv crypt.DirIV
-	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := OpenRegular(dfd, crypt.DirIVFile, unix.O_RDONLY)
 	if err != nil {
 		return iv, err
 	}
@@ -124,11 +126,12 @@ func removeInternalDir(pfd int, name string) error {
 }
 
 // IsEmpty reports whether a lower directory holds no user entries
-// (only cryptfs's internal files, if any).
-func IsEmpty(dfd int) (bool, error) {
+// (only cryptfs's internal files, if any; at the root of the tree, atRoot,
+// the config file too).
+func IsEmpty(dfd int, atRoot bool) (bool, error) {
 	empty := true
 	err := ReadDir(dfd, func(name string, ino uint64, typ uint8) bool {
-		if !crypt.IsReserved(name, false) {
+		if !crypt.IsReserved(name, atRoot) {
 			empty = false
 			return false
 		}
@@ -203,9 +206,9 @@ func RemoveInternal(dfd int) error {
 }
 
 // SyncDirIV makes the IV file of the directory behind dfd and its
-// directory entry durable.
+// directory entry durable. Like ReadDirIV it opens only a regular file.
 func SyncDirIV(dfd int) error {
-	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := OpenRegular(dfd, crypt.DirIVFile, unix.O_RDONLY)
 	if err != nil {
 		return err
 	}
