@@ -38,6 +38,7 @@ func (fs *FS) beginCreate(parent fuseops.InodeID, name string) (*creation, error
 	}
 	if err == nil && c.long {
 		err = ciphertree.WriteSidecar(c.pfd, ln.Lower, ln.Encoded)
+		err = fs.internalFailed("create", p, crypt.SidecarName(ln.Lower), err)
 	}
 	if err != nil {
 		p.Unlock()
