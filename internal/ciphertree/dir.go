@@ -104,15 +104,16 @@ func MakeDir(pfd int, name string, mode uint32, withIV bool) error {
 		}
 	}
 	if err != nil {
-		removeInternalDir(pfd, tmp)
+		RemoveDir(pfd, tmp)
 		return err
 	}
 	return nil
 }
 
-// removeInternalDir removes directory name of pfd, which holds only
-// cryptfs's internal files (a temporary directory of MakeDir).
-func removeInternalDir(pfd int, name string) error {
+// RemoveDir removes directory name of pfd, which holds only cryptfs's
+// internal files (a temporary directory of MakeDir, or a directory just
+// made whose creation failed afterwards).
+func RemoveDir(pfd int, name string) error {
 	dfd, err := Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
@@ -196,7 +197,7 @@ func RemoveInternal(dfd int) error {
 		err := unix.Unlinkat(dfd, name, 0)
 		if err == unix.EISDIR {
 			// A temporary directory a crash left behind (MakeDir).
-			err = removeInternalDir(dfd, name)
+			err = RemoveDir(dfd, name)
 		}
 		if err != nil && err != unix.ENOENT {
 			return fmt.Errorf("remove %s: %w", name, err)

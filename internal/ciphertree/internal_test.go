@@ -125,3 +125,35 @@ func TestInternalFilesNeverBlock(t *testing.T) {
 		})
 	}
 }
+
+// TestRootMode: the root mode file round-trips, is absent until written,
+// and only the canonical form (four octal digits, a newline) is read.
+func TestRootMode(t *testing.T) {
+	dir := t.TempDir()
+	dfd := openDir(t, dir)
+	if _, ok, err := ReadRootMode(dfd); ok || err != nil {
+		t.Fatalf("no file: ok %v, %v", ok, err)
+	}
+	must(t, WriteRootMode(dfd, 0o41755)) // only the 07777 bits are kept
+	if m, ok, err := ReadRootMode(dfd); !ok || err != nil || m != 0o1755 {
+		t.Errorf("read back %o, %v, %v; want 1755", m, ok, err)
+	}
+	if got := names(t, dir); len(got) != 1 || got[0] != crypt.RootModeFile {
+		t.Errorf("the directory holds %q, want only %s", got, crypt.RootModeFile)
+	}
+	for _, bad := range []string{"755\n", "0755", "0758\n", "07550\n", "0755\r", " 755\n", ""} {
+		if _, err := parseRootMode([]byte(bad)); !errors.Is(err, ErrBadRootMode) {
+			t.Errorf("parse %q: %v, want ErrBadRootMode", bad, err)
+		}
+	}
+	for _, k := range specialKinds {
+		t.Run(k.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dfd := openDir(t, dir)
+			k.make(t, filepath.Join(dir, crypt.RootModeFile))
+			if _, _, err := ReadRootMode(dfd); !errors.Is(err, ErrNotRegular) {
+				t.Errorf("ReadRootMode of a %s: %v, want ErrNotRegular", k.name, err)
+			}
+		})
+	}
+}

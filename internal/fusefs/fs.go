@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/jacobsa/fuse"
@@ -74,8 +75,9 @@ type FS struct {
 	withdrawerDone chan struct{}
 	closed         bool
 
-	warned sync.Map // lower paths already reported as undecodable
-	ivs    *ivFlusher
+	warned   sync.Map      // lower paths already reported as undecodable
+	rootMode atomic.Uint32 // the plaintext root's stored mode | rootModeSet (rootmode.go)
+	ivs      *ivFlusher
 
 	stats *Stats
 }
@@ -115,6 +117,7 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 	root.ID = rootID
 	fs.inodes[rootID] = root
 	fs.ids[devIno{st.Dev, st.Ino}] = rootID
+	fs.loadRootMode(fd)
 	if !fs.suite.DeterministicNames() {
 		iv, err := fs.loadDirIV(root)
 		if err != nil {
