@@ -26,9 +26,10 @@ const (
 	HeaderLen       = 2 + FileIDLen             // version + file ID
 	FileIDLen       = 16
 	DirIVLen        = 16
-	DirIVFile       = ".cryptfs.diriv" // per-directory IV file, exactly DirIVLen bytes
-	ReservedPrefix  = ".cryptfs"       // lower names with this prefix are internal
-	MaxLowerName    = 255              // longest lower file name (NAME_MAX)
+	DirIVFile       = ".cryptfs.diriv"    // per-directory IV file, exactly DirIVLen bytes
+	RootModeFile    = ".cryptfs.rootmode" // at the cipher root: the plaintext root's mode (docs/format.md 1.1)
+	ReservedPrefix  = ".cryptfs"          // lower names with this prefix are internal
+	MaxLowerName    = 255                 // longest lower file name (NAME_MAX)
 
 	// FormatVersion is the version stored in file headers and the config.
 	// Version 1 was never released; see docs/format.md, section 11.

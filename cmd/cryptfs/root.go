@@ -57,7 +57,7 @@ func newRoot(e env) *cobra.Command {
 		return &codedError{code: exitUsage, err: fmt.Errorf("%w (run '%s --help' for usage)", err, c.CommandPath())}
 	})
 	root.AddCommand(
-		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newRecover(e), newInfo(e),
+		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newRekey(e), newRecover(e), newInfo(e),
 		newStatus(e), newStats(e), newFsck(e), newKmod(e),
 		&cobra.Command{Use: "exit-codes", Short: "Describe the exit codes", Run: func(*cobra.Command, []string) {
 			fmt.Fprint(e.stdout, exitCodesHelp)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,7 +22,9 @@ import (
 // FileName is the config file's name at the cipher root.
 const FileName = "cryptfs.conf"
 
-// BackupSuffix is appended to the config path for the copy Rewrap keeps.
+// BackupSuffix is appended to the config path for the copy that earlier
+// builds' passwd kept next to the config (cryptfs.conf.bak, still opening
+// with the old password); passwd now removes it.
 const BackupSuffix = ".bak"
 
 // FeatureDeterministicNames is the feature flag of the deterministic-names
@@ -308,14 +309,9 @@ func decodeField(name, s string, want int) ([]byte, error) {
 
 // Load reads and parses the config file at path.
 func Load(path string, opts LoadOptions) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileLen+1))
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
 	c, err := Parse(data, opts)
 	if err != nil {
@@ -450,19 +446,28 @@ func (c *Config) UnlockRecovery(recoveryKey string) (master []byte, err error) {
 	return master, nil
 }
 
+// RewrapOptions control Rewrap.
+type RewrapOptions struct {
+	// Backup, if set, is a file to keep the previous config in (it still
+	// opens with the old password): written atomically, never over an
+	// existing file. Choose it outside the cipher tree, or every synced or
+	// backed-up copy of the tree keeps opening with the old password.
+	Backup string
+}
+
 // Rewrap (passwd) re-wraps the same master key under newPassword with a
-// fresh salt and nonce. It first keeps the file currently at path as
-// path+".bak" (atomically; that copy still opens with the old password),
-// then writes the new file atomically, and finally updates c. The file at
-// path must still be c's serialisation and master must match c's key check.
-func (c *Config) Rewrap(path string, master, newPassword []byte) error {
+// fresh salt and nonce and writes the new file atomically over path, then
+// updates c. No copy of the previous file is kept unless opts.Backup names
+// one. The file at path must still be c's serialisation and master must
+// match c's key check.
+func (c *Config) Rewrap(path string, master, newPassword []byte, opts RewrapOptions) error {
 	if len(newPassword) == 0 {
 		return errors.New("rewrap: empty password")
 	}
 	if len(master) != crypt.KeyLen || c.checkKey(master) != nil {
 		return errors.New("rewrap: the master key does not belong to this config")
 	}
-	old, err := os.ReadFile(path)
+	old, err := readFile(path)
 	if err != nil {
 		return fmt.Errorf("rewrap: %w", err)
 	}
@@ -474,8 +479,10 @@ func (c *Config) Rewrap(path string, master, newPassword []byte) error {
 	if err := next.wrap(master, newPassword); err != nil {
 		return fmt.Errorf("rewrap: %w", err)
 	}
-	if err := writeAtomic(path+BackupSuffix, old, true); err != nil {
-		return fmt.Errorf("rewrap: keep previous config: %w", err)
+	if opts.Backup != "" {
+		if err := writeAtomic(opts.Backup, old, false); err != nil {
+			return fmt.Errorf("rewrap: keep the previous config: %w", err)
+		}
 	}
 	if err := writeAtomic(path, next.marshal(), true); err != nil {
 		return fmt.Errorf("rewrap: %w", err)

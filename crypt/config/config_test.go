@@ -392,20 +392,16 @@ func TestRecoveryUnlock(t *testing.T) {
 func TestRewrap(t *testing.T) {
 	dir := t.TempDir()
 	path, c, master := createTestConfig(t, dir, []byte("old"), CreateOptions{DeterministicNames: true})
-	orig, _ := os.ReadFile(path)
 	oldSalt := bytes.Clone(c.KDF.Salt)
 
-	if err := c.Rewrap(path, master, []byte("new")); err != nil {
+	if err := c.Rewrap(path, master, []byte("new"), RewrapOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirEntries(t, dir); strings.Join(got, ",") != FileName+","+FileName+BackupSuffix {
-		t.Fatalf("directory holds %v (temp files left?)", got)
+	// No copy of the old wrapping is kept (issue 13.6).
+	if got := dirEntries(t, dir); strings.Join(got, ",") != FileName {
+		t.Fatalf("directory holds %v, want the config alone", got)
 	}
 	checkMode0400(t, path)
-	checkMode0400(t, path+BackupSuffix)
-	if bak, _ := os.ReadFile(path + BackupSuffix); !bytes.Equal(bak, orig) {
-		t.Fatal("backup is not the previous file")
-	}
 	l, err := Load(path, weakOK)
 	if err != nil {
 		t.Fatal(err)
@@ -425,24 +421,35 @@ func TestRewrap(t *testing.T) {
 	if got, err := c.Unlock([]byte("new")); err != nil || !bytes.Equal(got, master) {
 		t.Fatalf("updated c: %v", err)
 	}
-	bak, err := Load(path+BackupSuffix, weakOK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := bak.Unlock([]byte("old")); err != nil || !bytes.Equal(got, master) {
-		t.Fatalf("old password on the backup: %v", err)
-	}
 	if got, err := l.UnlockRecovery(RecoveryKey(master)); err != nil || !bytes.Equal(got, master) {
 		t.Fatalf("recovery key after rewrap: %v", err)
 	}
 
-	// A second rewrap replaces the backup with the previous file.
+	// A backup where the caller says: the previous file, which still
+	// opens with the old password, never over an existing file.
 	second, _ := os.ReadFile(path)
-	if err := c.Rewrap(path, master, []byte("newer")); err != nil {
+	bakDir := t.TempDir()
+	bak := filepath.Join(bakDir, "kept.bak")
+	if err := c.Rewrap(path, master, []byte("newer"), RewrapOptions{Backup: bak}); err != nil {
 		t.Fatal(err)
 	}
-	if bak, _ := os.ReadFile(path + BackupSuffix); !bytes.Equal(bak, second) {
-		t.Fatal("second backup is not the previous file")
+	checkMode0400(t, bak)
+	if got, _ := os.ReadFile(bak); !bytes.Equal(got, second) {
+		t.Fatal("the backup is not the previous file")
+	}
+	b, err := Load(bak, weakOK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Unlock([]byte("new")); err != nil || !bytes.Equal(got, master) {
+		t.Fatalf("the previous password on the backup: %v", err)
+	}
+	third, _ := os.ReadFile(path)
+	if err := c.Rewrap(path, master, []byte("newest"), RewrapOptions{Backup: bak}); err == nil {
+		t.Fatal("Rewrap overwrote an existing backup")
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, third) {
+		t.Fatal("the config changed although keeping its backup failed")
 	}
 }
 
@@ -453,20 +460,20 @@ func TestRewrapRefuses(t *testing.T) {
 	wrong := bytes.Clone(master)
 	wrong[0] ^= 1
 	stale, _ := Parse(orig, weakOK)
-	if err := c.Rewrap(path, wrong, []byte("new")); err == nil {
+	if err := c.Rewrap(path, wrong, []byte("new"), RewrapOptions{}); err == nil {
 		t.Fatal("Rewrap with another master key succeeded")
 	}
-	if err := c.Rewrap(path, master, nil); err == nil {
+	if err := c.Rewrap(path, master, nil, RewrapOptions{}); err == nil {
 		t.Fatal("Rewrap to an empty password succeeded")
 	}
 	if got := dirEntries(t, dir); len(got) != 1 {
 		t.Fatalf("refused Rewrap wrote files: %v", got)
 	}
-	if err := c.Rewrap(path, master, []byte("new")); err != nil {
+	if err := c.Rewrap(path, master, []byte("new"), RewrapOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// stale still describes the old file.
-	if err := stale.Rewrap(path, master, []byte("other")); err == nil || !strings.Contains(err.Error(), "changed since it was loaded") {
+	if err := stale.Rewrap(path, master, []byte("other"), RewrapOptions{}); err == nil || !strings.Contains(err.Error(), "changed since it was loaded") {
 		t.Fatalf("Rewrap of a stale config: %v", err)
 	}
 }
@@ -480,9 +487,6 @@ func TestAtomicWriteCrashBeforeRename(t *testing.T) {
 	orig, _ := os.ReadFile(path)
 	var sawTemp bool
 	testHookBeforeRename = func(tmp string) error {
-		if strings.Contains(filepath.Base(tmp), FileName+BackupSuffix+".") {
-			return nil // let the backup through
-		}
 		sawTemp = true
 		if !crypt.IsReserved(filepath.Base(tmp), true) || filepath.Dir(tmp) != dir {
 			t.Errorf("temp file %s is not a hidden file in the target directory", tmp)
@@ -498,7 +502,7 @@ func TestAtomicWriteCrashBeforeRename(t *testing.T) {
 		return errors.New("simulated crash")
 	}
 	defer func() { testHookBeforeRename = nil }()
-	if err := c.Rewrap(path, master, []byte("new")); err == nil || !strings.Contains(err.Error(), "simulated crash") {
+	if err := c.Rewrap(path, master, []byte("new"), RewrapOptions{}); err == nil || !strings.Contains(err.Error(), "simulated crash") {
 		t.Fatalf("Rewrap: %v", err)
 	}
 	if !sawTemp {
@@ -507,8 +511,8 @@ func TestAtomicWriteCrashBeforeRename(t *testing.T) {
 	if now, _ := os.ReadFile(path); !bytes.Equal(now, orig) {
 		t.Fatal("config changed although the write failed")
 	}
-	if got := dirEntries(t, dir); strings.Join(got, ",") != FileName+","+FileName+BackupSuffix {
-		t.Fatalf("directory holds %v, want the config and its backup only", got)
+	if got := dirEntries(t, dir); strings.Join(got, ",") != FileName {
+		t.Fatalf("directory holds %v, want the config only", got)
 	}
 	if _, err := c.Unlock([]byte("pw")); err != nil {
 		t.Fatalf("c changed although the write failed: %v", err)

@@ -24,10 +24,12 @@ func DirIV(s *crypt.Suite, dfd int) (crypt.DirIV, error) {
 	return ReadDirIV(dfd)
 }
 
-// ReadDirIV reads the IV file of the directory behind dfd.
+// ReadDirIV reads the IV file of the directory behind dfd. Something
+// other than a regular file in its place is never opened (OpenRegular):
+// the error wraps ErrNotRegular.
 func ReadDirIV(dfd int) (crypt.DirIV, error) {
 	var iv crypt.DirIV
-	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := OpenRegular(dfd, crypt.DirIVFile, unix.O_RDONLY)
 	if err != nil {
 		return iv, err
 	}
@@ -102,15 +104,16 @@ func MakeDir(pfd int, name string, mode uint32, withIV bool) error {
 		}
 	}
 	if err != nil {
-		removeInternalDir(pfd, tmp)
+		RemoveDir(pfd, tmp)
 		return err
 	}
 	return nil
 }
 
-// removeInternalDir removes directory name of pfd, which holds only
-// cryptfs's internal files (a temporary directory of MakeDir).
-func removeInternalDir(pfd int, name string) error {
+// RemoveDir removes directory name of pfd, which holds only cryptfs's
+// internal files (a temporary directory of MakeDir, or a directory just
+// made whose creation failed afterwards).
+func RemoveDir(pfd int, name string) error {
 	dfd, err := Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
@@ -124,11 +127,12 @@ func removeInternalDir(pfd int, name string) error {
 }
 
 // IsEmpty reports whether a lower directory holds no user entries
-// (only cryptfs's internal files, if any).
-func IsEmpty(dfd int) (bool, error) {
+// (only cryptfs's internal files, if any; at the root of the tree, atRoot,
+// the config file too).
+func IsEmpty(dfd int, atRoot bool) (bool, error) {
 	empty := true
 	err := ReadDir(dfd, func(name string, ino uint64, typ uint8) bool {
-		if !crypt.IsReserved(name, false) {
+		if !crypt.IsReserved(name, atRoot) {
 			empty = false
 			return false
 		}
@@ -193,7 +197,7 @@ func RemoveInternal(dfd int) error {
 		err := unix.Unlinkat(dfd, name, 0)
 		if err == unix.EISDIR {
 			// A temporary directory a crash left behind (MakeDir).
-			err = removeInternalDir(dfd, name)
+			err = RemoveDir(dfd, name)
 		}
 		if err != nil && err != unix.ENOENT {
 			return fmt.Errorf("remove %s: %w", name, err)
@@ -203,9 +207,9 @@ func RemoveInternal(dfd int) error {
 }
 
 // SyncDirIV makes the IV file of the directory behind dfd and its
-// directory entry durable.
+// directory entry durable. Like ReadDirIV it opens only a regular file.
 func SyncDirIV(dfd int) error {
-	fd, err := Openat(dfd, crypt.DirIVFile, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := OpenRegular(dfd, crypt.DirIVFile, unix.O_RDONLY)
 	if err != nil {
 		return err
 	}

@@ -37,10 +37,13 @@ func EncodeName(s *crypt.Suite, iv crypt.DirIV, name string) (Name, error) {
 	return Name{Lower: lower, Encoded: encoded, Long: long}, nil
 }
 
-// WriteSidecar stores the encoded name of a long-name entry.
+// WriteSidecar stores the encoded name of a long-name entry, replacing
+// whatever had the sidecar's name (a stale sidecar, or a FIFO, device node
+// or symlink put there: never opened); a directory in its place gives an
+// error wrapping ErrNotRegular.
 func WriteSidecar(dfd int, longLower, encoded string) error {
 	name := crypt.SidecarName(longLower)
-	fd, err := Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	fd, err := createExclusive(dfd, name, 0o600)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
@@ -51,9 +54,11 @@ func WriteSidecar(dfd int, longLower, encoded string) error {
 	return nil
 }
 
-// ReadSidecar returns the encoded name a long-name entry stands for.
+// ReadSidecar returns the encoded name a long-name entry stands for. Like
+// ReadDirIV it opens only a regular file (else an error wrapping
+// ErrNotRegular).
 func ReadSidecar(dfd int, longLower string) (string, error) {
-	fd, err := Openat(dfd, crypt.SidecarName(longLower), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := OpenRegular(dfd, crypt.SidecarName(longLower), unix.O_RDONLY)
 	if err != nil {
 		return "", err
 	}

@@ -144,14 +144,16 @@ type File struct {
 	c  *Content
 }
 
-// OpenFile opens the regular file at plaintext path plain for reading.
+// OpenFile opens the regular file at plaintext path plain for reading;
+// anything else in its place is not opened (an error wrapping
+// ErrNotRegular).
 func (t *Tree) OpenFile(plain string) (*File, error) {
 	dfd, _, last, err := t.parent(plain)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(dfd)
-	fd, err := Openat(dfd, last.Lower, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := OpenRegular(dfd, last.Lower, unix.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", plain, err)
 	}

@@ -16,10 +16,14 @@ import (
 // attrsFromStat converts a lower stat to plaintext attributes. Symlink
 // sizes need the decrypted target, which the caller supplies.
 func (fs *FS) attrsFromStat(n *inode, st *unix.Stat_t, symlinkLen int) fuseops.InodeAttributes {
+	mode := st.Mode
+	if n.ID == rootID {
+		mode = fs.rootAttrMode(mode)
+	}
 	a := fuseops.InodeAttributes{
 		Size:  uint64(st.Size),
 		Nlink: uint32(st.Nlink),
-		Mode:  fileMode(st.Mode),
+		Mode:  fileMode(mode),
 		Rdev:  uint32(st.Rdev),
 		Atime: time.Unix(st.Atim.Sec, st.Atim.Nsec),
 		Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),

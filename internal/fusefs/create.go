@@ -38,6 +38,7 @@ func (fs *FS) beginCreate(parent fuseops.InodeID, name string) (*creation, error
 	}
 	if err == nil && c.long {
 		err = ciphertree.WriteSidecar(c.pfd, ln.Lower, ln.Encoded)
+		err = fs.internalFailed("create", p, crypt.SidecarName(ln.Lower), err)
 	}
 	if err != nil {
 		p.Unlock()
@@ -59,51 +60,6 @@ func (fs *FS) endCreate(c *creation, err error) {
 	c.p.Unlock()
 }
 
-// chownNew gives a new lower file the caller's ownership when the daemon
-// runs as root (the kernel would have done so on a local file system).
-// The group stays the directory's when the directory is set-group-ID.
-// chown clears the set-user-ID and set-group-ID bits, so mode (the
-// requested permission bits) is applied again afterwards when it has them.
-func (fs *FS) chownNew(ctx context.Context, c *creation, mode uint32) error {
-	if !fs.asRoot {
-		return nil
-	}
-	uid, gid := caller(ctx)
-	if uid == 0 && gid == 0 {
-		return nil // what the daemon (root) created it as, setgid directory or not
-	}
-	var pst, st unix.Stat_t
-	if err := ciphertree.Fstat(c.pfd, &pst); err != nil {
-		return err
-	}
-	if err := unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return err
-	}
-	g := int(gid)
-	if pst.Mode&unix.S_ISGID != 0 || st.Gid == gid {
-		g = -1
-	}
-	u := int(uid)
-	if st.Uid == uid {
-		u = -1
-	}
-	if u == -1 && g == -1 {
-		return nil
-	}
-	if err := unix.Fchownat(c.pfd, c.lower, u, g, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return err
-	}
-	if mode&(unix.S_ISUID|unix.S_ISGID) == 0 || st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return nil
-	}
-	fd, err := ciphertree.Openat(c.pfd, c.lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Fchmodat(unix.AT_FDCWD, ciphertree.ProcFd(fd), mode&0o7777, 0)
-}
-
 // MkDir creates a directory and its name IV.
 func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 	c, err := fs.beginCreate(op.Parent, op.Name)
@@ -112,23 +68,16 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 	}
 	defer func() { fs.endCreate(c, err) }()
 	mode := uint32(op.Mode.Perm()) | uint32(unixMode(op.Mode)&0o7000)
-	if err = ciphertree.MakeDir(c.pfd, c.lower, mode, !fs.suite.DeterministicNames()); err != nil {
+	err = fs.asCaller(ctx, func() error {
+		return ciphertree.MakeDir(c.pfd, c.lower, mode, !fs.suite.DeterministicNames())
+	})
+	if err != nil {
 		return err
 	}
 	var st unix.Stat_t
 	dfd, err := openDirAt(c.pfd, c.lower, &st)
-	if err == nil {
-		err = fs.chownNew(ctx, c, unixMode(op.Mode))
-	}
-	if err == nil {
-		err = ciphertree.Fstat(dfd, &st)
-	}
 	if err != nil {
-		if dfd >= 0 {
-			ciphertree.RemoveInternal(dfd)
-			unix.Close(dfd)
-		}
-		unix.Unlinkat(c.pfd, c.lower, unix.AT_REMOVEDIR)
+		ciphertree.RemoveDir(c.pfd, c.lower)
 		return err
 	}
 	child := fs.remember(c.p, c.lower, op.Name, &st, dfd, true, true)
@@ -145,20 +94,17 @@ func (fs *FS) MkNode(ctx context.Context, op *fuseops.MkNodeOp) (err error) {
 		return err
 	}
 	defer func() { fs.endCreate(c, err) }()
-	if err = unix.Mknodat(c.pfd, c.lower, unixMode(op.Mode), int(op.Rdev)); err != nil {
+	err = fs.asCaller(ctx, func() error { return unix.Mknodat(c.pfd, c.lower, unixMode(op.Mode), int(op.Rdev)) })
+	if err != nil {
 		return err
 	}
-	return fs.finishCreate(ctx, c, op.Name, unixMode(op.Mode), &op.Entry)
+	return fs.finishCreate(c, op.Name, &op.Entry)
 }
 
-// finishCreate chowns and registers a newly created non-directory.
-func (fs *FS) finishCreate(ctx context.Context, c *creation, name string, mode uint32, out *fuseops.ChildInodeEntry) error {
+// finishCreate registers a newly created non-directory.
+func (fs *FS) finishCreate(c *creation, name string, out *fuseops.ChildInodeEntry) error {
 	var st unix.Stat_t
-	err := fs.chownNew(ctx, c, mode)
-	if err == nil {
-		err = unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW)
-	}
-	if err != nil {
+	if err := unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		unix.Unlinkat(c.pfd, c.lower, 0)
 		return err
 	}
@@ -177,10 +123,10 @@ func (fs *FS) CreateSymlink(ctx context.Context, op *fuseops.CreateSymlinkOp) (e
 		return err
 	}
 	defer func() { fs.endCreate(c, err) }()
-	if err = unix.Symlinkat(stored, c.pfd, c.lower); err != nil {
+	if err = fs.asCaller(ctx, func() error { return unix.Symlinkat(stored, c.pfd, c.lower) }); err != nil {
 		return err
 	}
-	return fs.finishCreate(ctx, c, op.Name, unix.S_IFLNK|0o777, &op.Entry)
+	return fs.finishCreate(c, op.Name, &op.Entry)
 }
 
 // CreateLink adds a hard link: the lower file gets a second name, so both
@@ -233,15 +179,16 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		return err
 	}
 	defer func() { fs.endCreate(c, err) }()
-	fd, err := ciphertree.Openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
+	fd := -1
+	err = fs.asCaller(ctx, func() (err error) {
+		fd, err = ciphertree.Openat(c.pfd, c.lower, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, unixMode(op.Mode)&0o7777)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	var st unix.Stat_t
-	if err = fs.chownNew(ctx, c, unixMode(op.Mode)); err == nil {
-		err = ciphertree.Fstat(fd, &st)
-	}
-	if err != nil {
+	if err = ciphertree.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		unix.Unlinkat(c.pfd, c.lower, 0)
 		return err

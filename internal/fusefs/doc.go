@@ -12,6 +12,19 @@
 //     never leads the daemon outside it. Directories are held as O_PATH
 //     descriptors while the kernel knows them; other inodes are reached by
 //     their (directory, name) links and checked by inode number.
+//   - Nothing a user who can write a lower directory does redirects a
+//     privileged change: every open, truncate, chmod, chown and utimens
+//     acts on a descriptor whose dev, inode number and type were checked
+//     after an O_PATH|O_NOFOLLOW open (never on a name that may lead
+//     elsewhere by then); a root daemon creates each new entry with the
+//     caller's fsuid and fsgid (creds.go), so no chown by name follows;
+//     and the plaintext root's mode is stored apart, so the cipher root
+//     stays private however open the mount root is (rootmode.go).
+//   - cryptfs's own files (IVs, sidecars, the root mode) are opened only
+//     when they are regular files: a FIFO or device in their place gives
+//     EIO and a log line, never a blocked request. A request served on the
+//     reader goroutine that stalls in the lower file system hands the
+//     connection to a new reader after 50 ms (server.go).
 //   - Errors reach the kernel as the errno of the failed lower call. Data
 //     that fails authentication gives EIO and exactly one error log line
 //     naming the cipher path; a panic fails one request with EIO.

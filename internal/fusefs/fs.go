@@ -3,9 +3,11 @@ package fusefs
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/jacobsa/fuse"
@@ -77,8 +79,9 @@ type FS struct {
 	withdrawerDone chan struct{}
 	closed         bool
 
-	warned sync.Map // lower paths already reported as undecodable
-	ivs    *ivFlusher
+	warned   sync.Map      // lower paths already reported as undecodable
+	rootMode atomic.Uint32 // the plaintext root's stored mode | rootModeSet (rootmode.go)
+	ivs      *ivFlusher
 
 	stats *Stats
 }
@@ -122,10 +125,15 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 	root.ID = rootID
 	fs.inodes[rootID] = root
 	fs.ids[devIno{st.Dev, st.Ino}] = rootID
-	if _, err := fs.dirIV(root); err != nil {
-		fs.ivs.close()
-		unix.Close(fd)
-		return nil, err
+	fs.loadRootMode(fd)
+	if !fs.suite.DeterministicNames() {
+		iv, err := fs.loadDirIV(root)
+		if err != nil {
+			fs.ivs.close()
+			unix.Close(fd)
+			return nil, rootIVError(cfg.Lower, err)
+		}
+		root.dirIV, root.dirIVOK = iv, true
 	}
 	if fs.fast != nil {
 		fs.wakeWithdrawer = make(chan struct{}, 1)
@@ -176,6 +184,18 @@ func (fs *FS) Close() {
 func (fs *FS) authFailed(op string, n *inode, name string, err error) error {
 	fs.log.Error().Str("op", op).Uint64("inode", n.ID).Str("path", fs.lowerPath(n, name)).
 		Err(err).Msg("authentication failed: cipher data was modified or is corrupt")
+	return syscall.EIO
+}
+
+// internalFailed reports one of cryptfs's own files in directory n (an
+// IV or a sidecar) that cannot be used: one error log line naming its
+// cipher path, and EIO for the caller. Other errors pass unchanged.
+func (fs *FS) internalFailed(op string, n *inode, name string, err error) error {
+	if !errors.Is(err, ciphertree.ErrNotRegular) {
+		return err
+	}
+	fs.log.Error().Str("op", op).Uint64("inode", n.ID).Str("path", fs.lowerPath(n, name)).
+		Err(err).Msg("an internal file of the cipher tree is not a regular file")
 	return syscall.EIO
 }
 

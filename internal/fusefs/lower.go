@@ -48,7 +48,13 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 }
 
 // open opens the lower file of n (never following a symlink) and checks
-// that it is still the same inode.
+// that it is still the same inode. The name is first opened O_PATH, which
+// opens nothing (no FIFO wait, no device driver), and its dev, inode
+// number and type compared with n's; only that checked inode is then
+// opened with flags, through its /proc/self/fd path. So a name swapped
+// behind the daemon's back (a user's renameat2(RENAME_EXCHANGE) in a
+// lower directory they own) never makes the daemon open, truncate or
+// change another file.
 func (fs *FS) open(n *inode, flags int) (int, error) {
 	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
 	if n.isDir() {
@@ -65,28 +71,29 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 			lastErr = err
 			continue
 		}
-		fd, err := ciphertree.Openat(pfd, l.lower, flags|noatime(flags), 0)
-		if err == syscall.EPERM && noatime(flags) != 0 {
-			fd, err = ciphertree.Openat(pfd, l.lower, flags, 0) // not the owner: no O_NOATIME
-		}
-		switch err {
-		case nil:
-		case syscall.ELOOP, syscall.EISDIR, syscall.ENOTDIR, syscall.ENXIO, syscall.ENODEV:
-			// The name leads to another kind of file now (replaced
-			// behind the daemon's back): not this inode any more.
-			lastErr = syscall.ESTALE
-			continue
-		default:
+		fd, err := ciphertree.Openat(pfd, l.lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
+		if err != nil {
 			lastErr = err
 			continue
 		}
 		var st unix.Stat_t
-		if err := ciphertree.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev {
+		if err := ciphertree.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev || st.Mode&unix.S_IFMT != n.kind {
+			// The name leads to another file now (replaced behind the
+			// daemon's back): not this inode any more.
 			unix.Close(fd)
 			lastErr = syscall.ESTALE
 			continue
 		}
-		return fd, nil
+		if flags&unix.O_PATH != 0 {
+			return fd, nil
+		}
+		rfd, err := fs.reopen(fd, flags)
+		unix.Close(fd)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return rfd, nil
 	}
 	if flags&unix.O_PATH != 0 {
 		// An unlinked but open file: reopen one of its descriptors.
@@ -102,6 +109,17 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		}
 	}
 	return -1, lastErr
+}
+
+// reopen opens the inode behind the O_PATH descriptor fd with flags
+// (through /proc/self/fd: O_NOFOLLOW would refuse that magic link).
+func (fs *FS) reopen(fd, flags int) (int, error) {
+	flags &^= unix.O_NOFOLLOW
+	rfd, err := ciphertree.Openat(unix.AT_FDCWD, ciphertree.ProcFd(fd), flags|noatime(flags), 0)
+	if err == syscall.EPERM && noatime(flags) != 0 {
+		rfd, err = ciphertree.Openat(unix.AT_FDCWD, ciphertree.ProcFd(fd), flags, 0) // not the owner: no O_NOATIME
+	}
+	return rfd, err
 }
 
 // noatime adds O_NOATIME to lower opens for content: the daemon's own
@@ -132,45 +150,59 @@ func openDirAt(pfd int, name string, st *unix.Stat_t) (int, error) {
 	return fd, nil
 }
 
-// withLower runs fn on n's lower inode, named so that nothing in the lower
-// tree is followed: (directory fd, name, AT_SYMLINK_NOFOLLOW) where the
-// call has that flag, or a /proc/self/fd path of a descriptor of the inode
-// (which the kernel resolves to exactly that inode) for chmod where the
-// kernel has no fchmodat2 (before Linux 6.6: fchmodat takes no flags).
-// Symlinks themselves cannot be chmod'ed.
-func (fs *FS) withLower(n *inode, h *handle, chmod bool, fn func(dirfd int, name string, flags int) error) error {
+// lowerFd returns a descriptor of n's lower inode for an attribute change
+// and the function that releases it: the open handle's descriptor, the
+// directory's own O_PATH descriptor (checked when it was opened), or a new
+// O_PATH descriptor whose identity open checked. Every change then acts
+// on that descriptor (AT_EMPTY_PATH, or its /proc/self/fd path), never on
+// a (directory, name) that could lead to another file by the time the
+// call runs.
+func (fs *FS) lowerFd(n *inode, h *handle) (int, func(), error) {
+	nop := func() {}
 	if h != nil {
-		return fn(unix.AT_FDCWD, ciphertree.ProcFd(h.fd), 0)
+		return h.fd, nop, nil
 	}
 	if n.isDir() {
 		fd, err := fs.dirFd(n)
-		if err != nil {
-			return err
-		}
-		return fn(unix.AT_FDCWD, ciphertree.ProcFd(fd), 0)
-	}
-	if !chmod || n.kind == unix.S_IFLNK || haveFchmodat2() {
-		for _, l := range fs.linksOf(n) {
-			if pfd, err := fs.dirFd(l.parent); err == nil {
-				return fn(pfd, l.lower, unix.AT_SYMLINK_NOFOLLOW)
-			}
-		}
+		return fd, nop, err
 	}
 	fd, err := fs.open(n, unix.O_PATH)
 	if err != nil {
-		return err
+		return -1, nop, err
 	}
-	defer unix.Close(fd)
-	return fn(unix.AT_FDCWD, ciphertree.ProcFd(fd), 0)
+	return fd, func() { unix.Close(fd) }, nil
 }
 
-// haveFchmodat2 reports whether the kernel has fchmodat2, which takes
-// AT_SYMLINK_NOFOLLOW: chmod by (directory, name) then needs no O_PATH
-// descriptor of its own (an open, an fstat and a close per chmod, three
-// of an untar's nineteen lower system calls per entry).
+// chmodFd changes the mode of the inode behind fd (not a symlink: Linux
+// has no symlink modes): fchmodat2 with AT_EMPTY_PATH where the kernel
+// has it (6.6), else chmod of its /proc/self/fd path, which the kernel
+// resolves to exactly that inode.
+func chmodFd(fd int, mode uint32) error {
+	if haveFchmodat2() {
+		return unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	}
+	return unix.Chmod(ciphertree.ProcFd(fd), mode)
+}
+
+// chownFd changes the owner of the inode behind fd (a symlink itself when
+// fd is an O_PATH descriptor of one).
+func chownFd(fd, uid, gid int) error {
+	return unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH)
+}
+
+// utimesFd sets the times of the inode behind fd (a symlink itself when
+// fd is an O_PATH descriptor of one). AT_EMPTY_PATH in utimensat exists
+// since Linux 5.8 (checked in 6.1's fs/utimes.c and on 6.18).
+func utimesFd(fd int, ts []unix.Timespec) error {
+	return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+}
+
+// haveFchmodat2 reports whether the kernel has fchmodat2 (Linux 6.6),
+// which takes AT_EMPTY_PATH.
 var haveFchmodat2 = sync.OnceValue(func() bool {
-	// An empty path: ENOENT from fchmodat2, ENOSYS without it (which
-	// x/sys reports as EOPNOTSUPP). Nothing is changed either way.
+	// An empty path without AT_EMPTY_PATH: ENOENT from fchmodat2,
+	// ENOSYS without it (which x/sys reports as EOPNOTSUPP). Nothing is
+	// changed either way.
 	err := unix.Fchmodat(unix.AT_FDCWD, "", 0, unix.AT_SYMLINK_NOFOLLOW)
 	return err != unix.EOPNOTSUPP && err != unix.ENOSYS
 })

@@ -22,26 +22,7 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 	if ok {
 		return iv, nil
 	}
-	dfd, err := fs.dirFd(n)
-	if err != nil {
-		return iv, err
-	}
-	iv, err = ciphertree.ReadDirIV(dfd)
-	if (errors.Is(err, unix.ENOENT) || errors.Is(err, ciphertree.ErrBadIV)) && !fs.readOnly {
-		// A directory whose IV file is missing or empty (a crash right
-		// after mkdir) can get a new one as long as it holds no names.
-		var empty bool
-		if empty, err = ciphertree.IsEmpty(dfd); err == nil {
-			if !empty {
-				err = fmt.Errorf("%s has entries but no valid %s: %w", fs.lowerPath(n, ""), crypt.DirIVFile, syscall.EIO)
-			} else {
-				unix.Unlinkat(dfd, crypt.DirIVFile, 0)
-				if iv, err = ciphertree.WriteDirIV(dfd); err == nil {
-					fs.ivs.add(n)
-				}
-			}
-		}
-	}
+	iv, err := fs.loadDirIV(n)
 	if err != nil {
 		fs.log.Error().Str("op", "diriv").Uint64("inode", n.ID).Str("path", fs.lowerPath(n, crypt.DirIVFile)).Err(err).Msg("cannot read directory IV")
 		return iv, syscall.EIO
@@ -50,6 +31,50 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 	n.dirIV, n.dirIVOK = iv, true
 	fs.mu.Unlock()
 	return iv, nil
+}
+
+// loadDirIV reads the name IV of directory n from its IV file. A
+// directory whose IV file is missing or empty (a crash right after mkdir,
+// or after init wrote the config) gets a new one as long as it holds no
+// names.
+func (fs *FS) loadDirIV(n *inode) (crypt.DirIV, error) {
+	dfd, err := fs.dirFd(n)
+	if err != nil {
+		return crypt.DirIV{}, err
+	}
+	iv, err := ciphertree.ReadDirIV(dfd)
+	if (errors.Is(err, unix.ENOENT) || errors.Is(err, ciphertree.ErrBadIV)) && !fs.readOnly {
+		empty, eerr := ciphertree.IsEmpty(dfd, n.ID == rootID)
+		switch {
+		case eerr != nil:
+			return iv, eerr
+		case !empty:
+			return iv, fmt.Errorf("the directory has entries but no valid %s: %w", crypt.DirIVFile, err)
+		}
+		unix.Unlinkat(dfd, crypt.DirIVFile, 0)
+		if iv, err = ciphertree.WriteDirIV(dfd); err == nil {
+			fs.ivs.add(n)
+		}
+	}
+	return iv, err
+}
+
+// rootIVError explains why the root's name IV cannot be read, for the
+// person mounting: what is wrong and what helps.
+func rootIVError(lower string, err error) error {
+	path := lower + "/" + crypt.DirIVFile
+	what := "cannot be read"
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		what = "is missing"
+	case errors.Is(err, ciphertree.ErrBadIV), errors.Is(err, ciphertree.ErrNotRegular):
+		what = "is damaged"
+	}
+	return fmt.Errorf("the top directory's name IV %s %s (%v). Every name in the top directory is encrypted under it: "+
+		"without it none of them can be decrypted, so the tree cannot be mounted. Restore that file from a backup of %s "+
+		"and run 'cryptfs fsck %s' to see what else is affected. A tree made with --deterministic-names has no IV files: "+
+		"if that is this one, its config is not the tree's own ('cryptfs recover %s' rebuilds the config from the recovery key)",
+		path, what, err, lower, lower, lower)
 }
 
 // lowerName maps a plaintext name in directory p to its lower name.

@@ -92,7 +92,7 @@ func (fs *FS) emptyDirForRemoval(pfd int, lname string) error {
 		return err
 	}
 	defer unix.Close(dfd)
-	empty, err := ciphertree.IsEmpty(dfd)
+	empty, err := ciphertree.IsEmpty(dfd, false)
 	if err != nil {
 		return err
 	}

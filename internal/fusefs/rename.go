@@ -87,7 +87,7 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 	}
 	if newLong {
 		if err := ciphertree.WriteSidecar(npfd, newLower, newEnc); err != nil {
-			return err
+			return fs.internalFailed("rename", np, crypt.SidecarName(newLower), err)
 		}
 	}
 	if err := unix.Renameat(opfd, oldLower, npfd, newLower); err != nil {

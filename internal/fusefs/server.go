@@ -22,17 +22,61 @@ import (
 // always), the others in goroutines of their own; each error reaches the
 // kernel as a bare errno (jacobsa/fuse turns anything else into EIO), and
 // a panic fails that one request with EIO instead of killing the mount.
+//
+// A request the reader serves itself may touch the lower directory, and
+// lower I/O can stall (a hung network file system, a disk spinning up):
+// the reader must never keep every other request waiting for it. If such
+// a request has not finished after stallAfter, a new reader takes over
+// the connection, and the old one stops reading once it has answered its
+// request (see reader).
 func (fs *FS) Server() fuse.Server { return &server{fs: fs} }
 
+// stallAfter is how long a request served on the reader goroutine may
+// take before another reader takes over. Metadata requests take
+// microseconds; a cold lower stat on a spinning disk a few milliseconds.
+var stallAfter = 50 * time.Millisecond
+
 type server struct {
-	fs       *FS
+	fs *FS
+	// wg counts requests served in goroutines of their own and requests
+	// of readers that were replaced while serving them.
 	wg       sync.WaitGroup
-	inflight atomic.Int32 // requests being served by goroutines of their own
+	inflight atomic.Int32 // requests being served off the current reader
+	stalls   atomic.Int64 // readers replaced so far
+}
+
+// reader reads the connection's requests. Exactly one goroutine (the
+// current reader) calls ReadOp at a time: the one ServeOps runs on, then
+// each that took over from a stalled one.
+type reader struct {
+	s   *server
+	c   *fuse.Connection
+	eof chan struct{} // closed by the reader that saw the connection end
+	// inline is the sequence number of the request the current reader
+	// is serving itself, 0 while it is not serving one. Whoever swaps
+	// it to 0 decides: the reader when it finishes in time, the timer
+	// when the request stalled (and a new reader takes over).
+	inline atomic.Uint64
+	seq    uint64 // touched by the current reader only
+	timer  *time.Timer
 }
 
 func (s *server) ServeOps(c *fuse.Connection) {
+	r := &reader{s: s, c: c, eof: make(chan struct{})}
+	r.timer = time.AfterFunc(time.Hour, r.stalled)
+	r.timer.Stop()
+	r.loop()
+	<-r.eof // when this goroutine was replaced, the last reader closes it
+	r.timer.Stop()
+	s.wg.Wait()
+}
+
+// loop reads and dispatches requests until the connection ends (it then
+// closes eof) or until another reader took over.
+func (r *reader) loop() {
+	s := r.s
 	for {
-		ctx, op, err := c.ReadOp()
+		ctx, op, err := r.c.ReadOp()
 		if err == io.EOF {
 			break
 		}
@@ -42,21 +86,25 @@ func (s *server) ServeOps(c *fuse.Connection) {
 		}
 		d := describe(op)
 		if d.where == onReader {
-			s.handle(c, ctx, op, d)
+			if !r.serveHere(ctx, op, d) {
+				return
+			}
 			continue
 		}
 		if d.cached != nil {
 			start := time.Now()
 			if errno, ok := d.cached(s.fs, op); ok {
 				s.done(op, d, start, errno)
-				s.reply(c, ctx, errno)
+				s.reply(r.c, ctx, errno)
 				continue
 			}
 		}
 		if d.where == quick && s.inflight.Load() == 0 {
 			// Nothing else is being served: a goroutine would add a
 			// hand-off and buy no parallelism.
-			s.handle(c, ctx, op, d)
+			if !r.serveHere(ctx, op, d) {
+				return
+			}
 			continue
 		}
 		s.wg.Add(1)
@@ -64,10 +112,49 @@ func (s *server) ServeOps(c *fuse.Connection) {
 		go func() {
 			defer s.wg.Done()
 			defer s.inflight.Add(-1)
-			s.handle(c, ctx, op, d)
+			s.handle(r.c, ctx, op, d)
 		}()
 	}
-	s.wg.Wait()
+	close(r.eof)
+}
+
+// serveHere serves a request on the reader goroutine, watched by the
+// stall timer. It reports whether this goroutine is still the reader.
+func (r *reader) serveHere(ctx context.Context, op any, d *opDesc) bool {
+	r.seq++
+	seq := r.seq
+	r.inline.Store(seq)
+	r.timer.Reset(stallAfter)
+	r.s.handle(r.c, ctx, op, d)
+	if r.inline.CompareAndSwap(seq, 0) {
+		r.timer.Stop()
+		return true
+	}
+	// Replaced while serving: the request is answered, the new reader
+	// reads on; stalled counted this request for us.
+	r.s.inflight.Add(-1)
+	r.s.wg.Done()
+	return false
+}
+
+// stalled runs when a request served on the reader has taken stallAfter:
+// it makes that request an ordinary one in flight (so that the next
+// reader hands cheap requests to goroutines while it is stuck) and starts
+// a new reader.
+func (r *reader) stalled() {
+	seq := r.inline.Load()
+	if seq == 0 || !r.inline.CompareAndSwap(seq, 0) {
+		return // finished in time after all
+	}
+	r.s.wg.Add(1)
+	r.s.inflight.Add(1)
+	e := r.s.fs.log.Debug()
+	if r.s.stalls.Add(1) == 1 {
+		e = r.s.fs.log.Warn() // once: a slow disk could make it every other request
+	}
+	e.Dur("after", stallAfter).
+		Msg("a request served on the reader is stalled (slow lower file system?); a new reader serves the others")
+	go r.loop()
 }
 
 func (s *server) handle(c *fuse.Connection, ctx context.Context, op any, d *opDesc) {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jacobsa/fuse/fuseops"
 	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
 // SetInodeAttributes handles chmod, chown, utimens and truncate.
@@ -33,39 +35,7 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 		}
 	}
 	if op.Mode != nil || op.Uid != nil || op.Gid != nil || op.Atime != nil || op.Mtime != nil {
-		err := fs.withLower(n, h, op.Mode != nil, func(dirfd int, name string, flags int) error {
-			if op.Mode != nil && n.kind != unix.S_IFLNK {
-				if err := unix.Fchmodat(dirfd, name, uint32(op.Mode.Perm())|unixMode(*op.Mode)&0o7000, flags); err != nil {
-					return err
-				}
-			}
-			if op.Uid != nil || op.Gid != nil {
-				uid, gid := -1, -1
-				if op.Uid != nil {
-					uid = int(*op.Uid)
-				}
-				if op.Gid != nil {
-					gid = int(*op.Gid)
-				}
-				if err := unix.Fchownat(dirfd, name, uid, gid, flags); err != nil {
-					return err
-				}
-			}
-			if op.Atime != nil || op.Mtime != nil {
-				ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-				if op.Atime != nil {
-					ts[0] = unix.NsecToTimespec(op.Atime.UnixNano())
-				}
-				if op.Mtime != nil {
-					ts[1] = unix.NsecToTimespec(op.Mtime.UnixNano())
-				}
-				if err := unix.UtimesNanoAt(dirfd, name, ts, flags); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := fs.changeAttrs(ctx, n, h, op); err != nil {
 			if errors.Is(err, syscall.ENOENT) && op.Mode == nil && op.Uid == nil && op.Gid == nil && op.Size == nil {
 				// Times on an unlinked inode (the writeback cache
 				// flushing mtime after unlink): nothing left to stamp.
@@ -119,14 +89,92 @@ func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
 	if n.kind != unix.S_IFREG || kill == 0 {
 		return false, nil
 	}
-	err := fs.withLower(n, h, true, func(dirfd int, name string, flags int) error {
-		return unix.Fchmodat(dirfd, name, mode&^kill, flags)
-	})
+	fd, release, err := fs.lowerFd(n, h)
+	if err != nil {
+		return false, err
+	}
+	err = chmodFd(fd, mode&^kill)
+	release()
 	if err != nil {
 		return false, err
 	}
 	fs.cache.ChangedAttr(&n.Node)
 	return true, nil
+}
+
+// changeAttrs applies the mode, owner and times of op to n's lower inode,
+// through a descriptor whose identity was checked (lowerFd). The root's
+// mode is stored apart (rootmode.go). Call with n's lock held.
+//
+// The kernel has checked the caller's permission (default_permissions)
+// against the attributes the daemon reported. For a mode or owner change
+// by a caller other than root, a root daemon also checks that the caller
+// owns the very inode it is about to change, as the kernel does on a local
+// file system: if the lower inode behind n's name is no longer the file
+// the kernel saw (its number reused by another file after a change behind
+// the daemon's back), the change is refused (EPERM) instead of landing on
+// someone else's file. (A caller with CAP_FOWNER or CAP_CHOWN but another
+// uid is refused too: FUSE does not tell the daemon its capabilities.)
+func (fs *FS) changeAttrs(ctx context.Context, n *inode, h *handle, op *fuseops.SetInodeAttributesOp) error {
+	if n.ID == rootID && op.Mode != nil {
+		if err := fs.setRootMode(unixMode(*op.Mode) & 0o7777); err != nil {
+			return err
+		}
+		if op.Uid == nil && op.Gid == nil && op.Atime == nil && op.Mtime == nil {
+			return nil
+		}
+		op2 := *op
+		op2.Mode = nil
+		op = &op2
+	}
+	fd, release, err := fs.lowerFd(n, h)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if fs.asRoot && (op.Mode != nil || op.Uid != nil || op.Gid != nil) {
+		if uid, _ := caller(ctx); uid != 0 {
+			var st unix.Stat_t
+			if err := ciphertree.Fstat(fd, &st); err != nil {
+				return err
+			}
+			if st.Uid != uid {
+				fs.log.Warn().Str("op", "setattr").Uint64("inode", n.ID).Str("path", fs.lowerPath(n, "")).
+					Uint32("caller", uid).Uint32("owner", st.Uid).Msg("refusing a mode or owner change: the lower inode is not the caller's (changed behind the daemon's back?)")
+				return syscall.EPERM
+			}
+		}
+	}
+	if op.Mode != nil && n.kind != unix.S_IFLNK {
+		if err := chmodFd(fd, uint32(op.Mode.Perm())|unixMode(*op.Mode)&0o7000); err != nil {
+			return err
+		}
+	}
+	if op.Uid != nil || op.Gid != nil {
+		uid, gid := -1, -1
+		if op.Uid != nil {
+			uid = int(*op.Uid)
+		}
+		if op.Gid != nil {
+			gid = int(*op.Gid)
+		}
+		if err := chownFd(fd, uid, gid); err != nil {
+			return err
+		}
+	}
+	if op.Atime != nil || op.Mtime != nil {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if op.Atime != nil {
+			ts[0] = unix.NsecToTimespec(op.Atime.UnixNano())
+		}
+		if op.Mtime != nil {
+			ts[1] = unix.NsecToTimespec(op.Mtime.UnixNano())
+		}
+		if err := utimesFd(fd, ts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // truncate changes the plaintext size of a regular file.
