@@ -249,5 +249,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-
