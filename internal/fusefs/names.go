@@ -52,7 +52,8 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 	return iv, nil
 }
 
-// lowerName maps a plaintext name in directory p to its lower name.
+// lowerName maps a plaintext name in directory p to its lower name (that
+// of a conflict copy shown under the name, conflict.go).
 func (fs *FS) lowerName(p *inode, name string) (ciphertree.Name, error) {
 	if len(name) > crypt.MaxLowerName {
 		return ciphertree.Name{}, syscall.ENAMETOOLONG
@@ -61,5 +62,9 @@ func (fs *FS) lowerName(p *inode, name string) (ciphertree.Name, error) {
 	if err != nil {
 		return ciphertree.Name{}, err
 	}
-	return ciphertree.EncodeName(fs.suite, iv, name)
+	ln, err := ciphertree.EncodeName(fs.suite, iv, name)
+	if err != nil {
+		return ln, err
+	}
+	return fs.resolveConflict(p, name, ln), nil // a sync tool's conflict copy (conflict.go)
 }
