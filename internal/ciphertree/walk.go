@@ -101,6 +101,32 @@ func (t *Tree) newDir(n Node, fd int) (*Dir, error) {
 	return &Dir{Node: n, t: t, fd: fd, iv: iv, atRoot: n.Path == ""}, nil
 }
 
+// OpenParent opens the directory that holds plaintext path plain (not
+// the root) and returns it with plain's node, resolved as LowerPath
+// resolves it (a conflict copy's name included).
+func (t *Tree) OpenParent(plain string) (*Dir, Node, error) {
+	parts := split(plain)
+	if len(parts) == 0 {
+		return nil, Node{}, fmt.Errorf("the root has no parent directory: %w", unix.EINVAL)
+	}
+	d, err := t.OpenDir(path.Join(parts[:len(parts)-1]...))
+	if err != nil {
+		return nil, Node{}, err
+	}
+	name := parts[len(parts)-1]
+	n := Node{Path: path.Join(d.Path, name)}
+	ln, err := ResolveName(t.s, d.fd, d.iv, name)
+	if err == nil {
+		n.Lower = path.Join(d.Lower, ln.Lower)
+		err = unix.Fstatat(d.fd, ln.Lower, &n.Stat, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
+		d.Close()
+		return nil, n, fmt.Errorf("%s: %w", n.Path, err)
+	}
+	return d, n, nil
+}
+
 // Close releases the directory.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
 
@@ -132,9 +158,14 @@ func (d *Dir) OpenDir(n Node) (*Dir, error) {
 	return d.t.newDir(n, fd)
 }
 
-// OpenFile opens regular file n, an entry of d, for reading.
+// OpenFile opens regular file n, an entry of d, for reading, without
+// changing its access time where the caller may (the owner, or root): a
+// restore from a backup copy leaves the copy as it was.
 func (d *Dir) OpenFile(n Node) (*File, error) {
-	fd, err := Openat(d.fd, path.Base(n.Lower), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := Openat(d.fd, path.Base(n.Lower), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = Openat(d.fd, path.Base(n.Lower), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.Path, err)
 	}
