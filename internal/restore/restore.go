@@ -81,6 +81,13 @@ func Restore(t *ciphertree.Tree, plain, dest string, o Options) error {
 		return err
 	}
 	dest = filepath.Clean(dest)
+	var dst unix.Stat_t
+	if err := unix.Stat(filepath.Dir(dest), &dst); err != nil || dst.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err == nil {
+			err = unix.ENOTDIR
+		}
+		return fmt.Errorf("%s, the directory to restore into: %w", filepath.Dir(dest), err)
+	}
 	var st unix.Stat_t
 	exists := unix.Lstat(dest, &st) == nil
 	if exists && !o.Force {
