@@ -63,7 +63,6 @@ func DataBlocks(fd int, size uint64, fn func(BlockRun) error) error {
 			if err := emit(blockOf(uint64(pos)), nblocks-1); err != nil {
 				return err
 			}
-			pos = int64(size)
 			break
 		}
 		hole, err := seek(fd, data, unix.SEEK_HOLE)
