@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cryptfs/cryptfs/crypt"
 )
 
@@ -248,4 +250,56 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzDecodeConflict: any lower name, read as a conflict copy in a
+// directory holding a short and a long name, decodes consistently or not
+// at all: the reading that authenticated has the name as its lower name,
+// and the shown name is the original's plus the suffix, a valid name.
+func FuzzDecodeConflict(f *testing.F) {
+	dir := f.TempDir()
+	s, err := crypt.New(make([]byte, crypt.KeyLen), crypt.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	dfd, err := Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	iv, err := WriteDirIV(dfd)
+	if err != nil {
+		f.Fatal(err)
+	}
+	short, err := EncodeName(s, iv, "report.odt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	long, err := EncodeName(s, iv, strings.Repeat("L", 200))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := WriteSidecar(dfd, long.Lower, long.Encoded); err != nil {
+		f.Fatal(err)
+	}
+	for _, m := range conflictMarkers {
+		f.Add(toolConflictName(m.marker, short.Lower))
+		f.Add(toolConflictName(m.marker, long.Lower))
+		f.Add(long.Lower + m.marker)
+	}
+	f.Add(short.Lower + "-a" + short.Lower)
+	f.Fuzz(func(t *testing.T, lower string) {
+		c, err := DecodeConflict(s, dfd, iv, lower)
+		if err != nil {
+			if !errors.Is(err, crypt.ErrAuth) {
+				t.Fatalf("%q: %v, not ErrAuth", lower, err)
+			}
+			return
+		}
+		if c.Lower() != lower || c.Name != c.Original+c.Suffix || len(c.Name) > crypt.MaxLowerName || strings.ContainsAny(c.Name, "/\x00") {
+			t.Fatalf("%q decoded as %+v", lower, c)
+		}
+		if c.Original != "report.odt" && c.Original != strings.Repeat("L", 200) {
+			t.Fatalf("%q: original %q is no entry of the directory", lower, c.Original)
+		}
+	})
 }
