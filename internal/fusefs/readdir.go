@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"strconv"
 	"syscall"
 
 	"github.com/jacobsa/fuse/fuseops"
@@ -96,7 +95,7 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 		warn(b.Lower, "skipping a lower entry whose name does not decrypt", b.Err)
 	}
 	for _, e := range l.Shadowed {
-		warn(e.Lower, "skipping a sync tool's conflict copy: another entry is shown as "+strconv.Quote(e.Name), nil)
+		warn(e.Lower, "skipping a sync tool's conflict copy: another entry of the directory has its name", nil)
 	}
 	fs.setConflicts(n, l)
 	fs.mu.Lock()
