@@ -147,10 +147,23 @@ func (r *restorer) top(parent *ciphertree.Dir, n ciphertree.Node, dest string, o
 		err = syncDir(filepath.Dir(dest))
 	}
 	if err != nil {
-		os.RemoveAll(tmp) // ours: created by this restore
+		removeAll(tmp)
 		return err
 	}
 	return nil
+}
+
+// removeAll removes the temporary tree of a failed restore (ours: this
+// restore created it), making its directories writable first: restored
+// directories may have read-only modes.
+func removeAll(tmp string) {
+	filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	os.RemoveAll(tmp)
 }
 
 // tempName returns a new temporary name in dir.
@@ -182,8 +195,8 @@ func (r *restorer) progress(files, bytes int64) {
 	}
 }
 
-// node restores n, an entry of parent (nil: n is the root), as dst. old is the stat of what is at dst already
-// (Force), nil when dst is new.
+// node restores n, an entry of parent (nil: n is the root), as dst. old
+// is the stat of what is at dst already (Force), nil when dst is new.
 func (r *restorer) node(parent *ciphertree.Dir, n ciphertree.Node, dst string, old *unix.Stat_t) error {
 	var err error
 	switch n.Stat.Mode & unix.S_IFMT {
