@@ -17,6 +17,8 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"cryptfs": func() { os.Exit(Main()) },
+
+		"cryptfs-mktree": mktreeMain, // offline_test.go
 	})
 }
 

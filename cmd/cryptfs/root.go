@@ -59,6 +59,7 @@ func newRoot(e env) *cobra.Command {
 	root.AddCommand(
 		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newRekey(e), newRecover(e), newInfo(e),
 		newStatus(e), newStats(e), newFsck(e), newKmod(e),
+		newPath(e), newCat(e), newRestore(e), // offline tools: path.go, cat.go, restore.go
 		&cobra.Command{Use: "exit-codes", Short: "Describe the exit codes", Run: func(*cobra.Command, []string) {
 			fmt.Fprint(e.stdout, exitCodesHelp)
 		}},
