@@ -116,8 +116,8 @@ func plainTree(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sparse.WriteAt([]byte("in the middle"), 600<<10)
-	sparse.Truncate(1 << 20)
+	sparse.WriteAt([]byte("in the middle"), 100<<10)
+	sparse.Truncate(256 << 10)
 	sparse.Close()
 	for _, d := range []string{"emptydir", "a/emptier"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
@@ -218,8 +218,8 @@ func readAll(t *testing.T, fsys *FS, id fuseops.InodeID, size uint64) []byte {
 		return op.Dst[:op.BytesRead]
 	}
 	var chunked []byte
-	steps := []int{7, 4136 + 11}
-	if size > 64<<10 {
+	steps := []int{7, 4136 + 11} // odd sizes: every boundary inside a read
+	if size > 2*crypt.CipherBlockSize {
 		steps = []int{4136 + 11, 128<<10 + 3}
 	}
 	for _, step := range steps {
@@ -584,7 +584,8 @@ func TestViewStableAcrossMounts(t *testing.T) {
 // back gives the old view again; every other file is unchanged.
 func TestChangeTouchesOneBlock(t *testing.T) {
 	plain := t.TempDir()
-	plainTree(t, plain)
+	write(t, filepath.Join(plain, "small"), random(t, 100))
+	write(t, filepath.Join(plain, "d/other"), random(t, 3*crypt.BlockSize))
 	big := filepath.Join(plain, "big")
 	write(t, big, random(t, 10*crypt.BlockSize+100))
 	v := newTestView(t, plain, crypt.Options{})
