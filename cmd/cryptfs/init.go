@@ -16,6 +16,7 @@ func newInit(e env) *cobra.Command {
 	var (
 		u             unlockFlags
 		deterministic bool
+		reverse       bool
 	)
 	c := &cobra.Command{
 		Use:   "init [flags] CIPHERDIR",
@@ -25,6 +26,9 @@ empty) with a new random master key wrapped under your password, and
 prints the recovery key: the only way back in if the password is lost.`,
 		Args: args(1),
 		RunE: func(c *cobra.Command, a []string) error {
+			if reverse {
+				return runInitReverse(e, &u, deterministic, a[0])
+			}
 			dir := a[0]
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return fmt.Errorf("create %s: %w", dir, err)
@@ -73,6 +77,8 @@ It unlocks this directory without the password:
 	u.register(c)
 	c.Flags().BoolVar(&deterministic, "deterministic-names", false,
 		"no per-directory IVs: equal names encrypt equally in every directory (for sync tools that create the same directory on two machines)")
+	c.Flags().BoolVar(&reverse, "reverse", false,
+		"CIPHERDIR is a plaintext directory: write a reverse config (.cryptfs.reverse.conf) for 'cryptfs mount --reverse'")
 	return c
 }
 

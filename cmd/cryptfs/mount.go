@@ -39,6 +39,7 @@ type mountFlags struct {
 	bpfShadow  bool // testing: ebpf tier without attaching (stock kernels)
 	cpuProfile string
 	memProfile string
+	reverse    bool // CIPHERDIR is a plaintext directory shown encrypted (reverse.go)
 }
 
 // Descriptors inherited by the background daemon.
@@ -79,6 +80,7 @@ the kernel has the hook, else kernel-cache).`,
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
 	f.BoolVar(&m.daemon, "internal-daemon", false, "")
 	f.MarkHidden("internal-daemon")
+	f.BoolVar(&m.reverse, "reverse", false, "show the plaintext directory CIPHERDIR encrypted and read-only at MOUNTPOINT (reverse mode; see init --reverse)")
 	f.BoolVar(&m.bpfShadow, "bpf-shadow", false, "ebpf tier without attaching the program: fill the maps for tests on kernels without the hook")
 	f.MarkHidden("bpf-shadow")
 	f.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (pprof format) until it unmounts")
@@ -95,6 +97,9 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 	}
 	if mountpoint, err = filepath.Abs(mountpoint); err != nil {
 		return err
+	}
+	if m.reverse {
+		m.config = reverseConfigPath(cipherDir, m.config)
 	}
 	mode, err := daemon.ParseMode(m.fastPath)
 	if err != nil {
@@ -229,6 +234,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, master []byte)
 	if m.bpfShadow {
 		argv = append(argv, "--bpf-shadow")
 	}
+	if m.reverse {
+		argv = append(argv, "--reverse")
+	}
 	if m.cpuProfile != "" {
 		argv = append(argv, "--cpuprofile", m.cpuProfile)
 	}
@@ -331,6 +339,8 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		BPFShadow:  m.bpfShadow,
 		CPUProfile: m.cpuProfile,
 		MemProfile: m.memProfile,
+		// Reverse mode: the view's config (reverse.go).
+		ReverseConfig: m.reverseConfig(),
 	}
 }
 

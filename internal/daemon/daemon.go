@@ -46,6 +46,10 @@ type Options struct {
 	// Ready, if not nil, is called exactly once: with nil once the mount
 	// answers, or with the error that kept it from mounting.
 	Ready func(error)
+	// ReverseConfig, if set, is reverse mode: CipherDir is a plaintext
+	// directory shown encrypted and read-only (package reversefs), with
+	// this config file as the view's cryptfs.conf.
+	ReverseConfig string
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -71,6 +75,9 @@ func Serve(ctx context.Context, o Options) (err error) {
 			o.Ready(err)
 		}
 	}()
+	if o.ReverseConfig != "" {
+		return serveReverse(ctx, o)
+	}
 	suite, err := crypt.New(o.Master, o.Crypt)
 	crypt.Wipe(o.Master)
 	if err != nil {
