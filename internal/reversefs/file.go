@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -125,7 +126,8 @@ var plainBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+2*crypt.B
 // readCipher fills dst with the view's bytes of the plaintext file fd
 // (file ID id) from cipher offset off: the header, then each plaintext
 // block sealed with its synthetic nonce. It stops at the plaintext's end,
-// which may come before dst is full.
+// which may come before dst is full. Large reads seal their blocks on all
+// cores.
 func (fs *FS) readCipher(fd int, id crypt.FileID, dst []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
@@ -161,26 +163,70 @@ func (fs *FS) readCipher(fd int, id crypt.FileID, dst []byte, off int64) (int, e
 		h := crypt.EncodeHeader(make([]byte, 0, crypt.HeaderLen), id)
 		n = copy(dst, h[off:])
 	}
-	sealed := make([]byte, 0, crypt.CipherBlockSize)
-	for b := first; b <= last && n < len(dst); b++ {
-		i := int((b - first) * bs)
-		if i >= got {
-			break
+	// Block b's plaintext is plain[(b-first)*bs:][:k]; only the last one
+	// read may be short.
+	blocks := int(min(last-first+1, (int64(got)+bs-1)/bs))
+	ends := make([]int, blocks) // where each block's bytes end in dst
+	seal := func(lo, hi int) error {
+		sealed := make([]byte, 0, crypt.CipherBlockSize)
+		for x := lo; x < hi; x++ {
+			i := x * int(bs)
+			k := min(int(bs), got-i)
+			b := first + int64(x)
+			var err error
+			if sealed, err = fs.rev.SealBlock(sealed[:0], plain[i:i+k], id, uint64(b)); err != nil {
+				return err
+			}
+			src, d := sealed, hdr+b*cbs-off // d: the block's place in dst
+			if d < 0 {
+				if -d >= int64(len(src)) {
+					continue // off lies beyond a shorter last block
+				}
+				src, d = src[-d:], 0
+			}
+			if d < int64(len(dst)) {
+				ends[x] = int(d) + copy(dst[d:], src)
+			}
 		}
-		k := min(crypt.BlockSize, got-i)
-		if sealed, err = fs.rev.SealBlock(sealed[:0], plain[i:i+k], id, uint64(b)); err != nil {
-			return n, err
-		}
-		at := off + int64(n) - (hdr + b*cbs) // where dst continues, in this block
-		if at >= int64(len(sealed)) {
-			break // off lies beyond a shorter last block
-		}
-		n += copy(dst[n:], sealed[at:])
-		if k < crypt.BlockSize {
-			break
-		}
+		return nil
+	}
+	if err := parallel(blocks, seal); err != nil {
+		return 0, err
+	}
+	for _, e := range ends {
+		n = max(n, e)
 	}
 	return n, nil
+}
+
+// parallelMin is the number of blocks from which a read seals on all
+// cores.
+const parallelMin = 16
+
+// parallel runs fn over [0, n) in one range per core when n is large
+// enough, and returns the first error.
+func parallel(n int, fn func(lo, hi int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n/(parallelMin/2))
+	if n < parallelMin || workers < 2 {
+		return fn(0, n)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := n*w/workers, n*(w+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // preadUpTo reads into p at off until p is full or the file ends.

@@ -790,3 +790,52 @@ func TestForgetDropsNodes(t *testing.T) {
 		t.Fatalf("getattr of a forgotten inode: %v", err)
 	}
 }
+
+// TestReadCipherWindows: any window of a file's view (in the header,
+// across block boundaries, large enough to seal on all cores, past a
+// short last block, past the end) is that window of the whole view built
+// block by block.
+func TestReadCipherWindows(t *testing.T) {
+	plain := t.TempDir()
+	v := newTestView(t, plain, crypt.Options{})
+	fsys := v.mount(t)
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 40*crypt.BlockSize + 33} {
+		data := random(t, size)
+		p := filepath.Join(plain, "f")
+		write(t, p, data)
+		id, _ := fsys.rev.FileID("f")
+		var want []byte
+		if size > 0 {
+			want = crypt.EncodeHeader(nil, id)
+		}
+		for b := 0; b*crypt.BlockSize < size; b++ {
+			var err error
+			if want, err = fsys.rev.SealBlock(want, data[b*crypt.BlockSize:min(size, (b+1)*crypt.BlockSize)], id, uint64(b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if uint64(len(want)) != crypt.CipherSize(uint64(size)) {
+			t.Fatalf("size %d: reference is %d bytes", size, len(want))
+		}
+		fd, err := unix.Open(p, unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range [][2]int{{0, 1}, {0, 18}, {5, 20}, {17, 2}, {18, 4136}, {4150, 9000}, {0, len(want) + 10},
+			{100, 1 << 20}, {len(want) - 3, 10}, {len(want), 10}, {len(want) + 5000, 10}, {4136*3 + 18, 4136 * 20}} {
+			if w[0] < 0 {
+				continue
+			}
+			dst := make([]byte, w[1])
+			n, err := fsys.readCipher(fd, id, dst, int64(w[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lo, hi := min(w[0], len(want)), min(w[0]+w[1], len(want))
+			if !bytes.Equal(dst[:n], want[lo:hi]) {
+				t.Errorf("size %d, window %v: %d bytes, want %d (equal prefix: %v)", size, w, n, hi-lo, bytes.HasPrefix(want[lo:hi], dst[:n]))
+			}
+		}
+		unix.Close(fd)
+	}
+}
