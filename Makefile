@@ -13,11 +13,14 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/cryptfs
 
-# System packages the tests need (FUSE userspace tools), installed when
-# missing on Debian.
+# System packages the tests need (FUSE userspace tools; rsync and restic,
+# which back up reverse views in fstest/e2e), installed when missing on
+# Debian.
 deps:
 	@command -v fusermount3 >/dev/null || { echo "installing fuse3"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null; }
+	@for p in rsync restic; do command -v $$p >/dev/null || { echo "installing $$p"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$p >/dev/null; }; done
 
 # Everything: unit, fuzz seed corpora, CLI scripts, BPF programs against the
 # real verifier, the POSIX suite on a plain directory and on real cryptfs
