@@ -25,7 +25,8 @@
 //     plaintext tree is shown as an (encrypted) symlink, never followed.
 //   - The reverse config itself (and its backup and temporary files, when
 //     it lives in the plaintext root) is not part of the view; it appears
-//     as the view's cryptfs.conf instead.
+//     as the view's cryptfs.conf instead, as it was at mount: New refuses
+//     a file that is not a config with the keys' feature flags.
 //
 // What it does not do: hard links are not preserved (every path is a file
 // of its own, with nlink 1, since file IDs come from paths); plaintext

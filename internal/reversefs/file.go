@@ -2,6 +2,7 @@ package reversefs
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -43,9 +44,7 @@ func (fs *FS) OpenFile(_ context.Context, op *fuseops.OpenFileOp) error {
 		}
 		h.data = []byte(encoded)
 	case crypt.InodeClassConfig:
-		if h.data, err = readConfig(fs.config); err != nil {
-			return errno(err)
-		}
+		h.data = fs.confData
 	case crypt.InodeClassOf(unix.S_IFREG):
 		if h.id, err = fs.rev.FileID(key.path); err != nil {
 			return errno(err)
@@ -72,23 +71,26 @@ func (fs *FS) OpenFile(_ context.Context, op *fuseops.OpenFileOp) error {
 	return nil
 }
 
-// readConfig reads the reverse config, refusing anything but a regular
-// file of at most maxConfigLen bytes.
-func readConfig(p string) ([]byte, error) {
+// readConfig reads the reverse config and its attributes, refusing
+// anything but a regular file of at most maxConfigLen bytes.
+func readConfig(p string, st *unix.Stat_t) ([]byte, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return nil, syscall.EINVAL
+	if err := ciphertree.Fstat(int(f.Fd()), st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s is not a regular file", p)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigLen+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > maxConfigLen {
-		return nil, syscall.EFBIG
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, maxConfigLen)
 	}
 	return data, nil
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/crypt/config"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
@@ -35,7 +36,7 @@ const cacheTTL = time.Second
 // Config is what a view needs.
 type Config struct {
 	Plain   string         // the plaintext directory
-	Config  string         // the reverse config file, shown as the view's cryptfs.conf
+	Config  string         // the reverse config file, shown as the view's cryptfs.conf (as it is at New)
 	Reverse *crypt.Reverse // the keys (not wiped by the file system)
 	Log     zerolog.Logger
 }
@@ -44,9 +45,12 @@ type Config struct {
 type FS struct {
 	rev    *crypt.Reverse
 	s      *crypt.Suite
-	root   int    // O_PATH descriptor of the plaintext directory
-	config string // the reverse config's path
+	root   int // O_PATH descriptor of the plaintext directory
 	log    zerolog.Logger
+
+	// The reverse config as it was at mount: the view's cryptfs.conf.
+	confData []byte
+	confStat unix.Stat_t
 
 	// Root entries that are the reverse config, its backup and its
 	// temporary files when the config lives in the plaintext root.
@@ -84,14 +88,24 @@ func New(c Config) (*FS, error) {
 		rev:     c.Reverse,
 		s:       c.Reverse.Suite(),
 		root:    fd,
-		config:  c.Config,
 		log:     c.Log,
 		hidden:  map[string]bool{},
 		nodes:   map[fuseops.InodeID]*node{fuseops.RootInodeID: {key: rootKey, lookups: 1}},
 		ids:     map[nodeKey]fuseops.InodeID{rootKey: fuseops.RootInodeID},
 		handles: map[fuseops.HandleID]*handle{},
 	}
-	if c.Config != "" && sameDir(fd, filepath.Dir(c.Config)) {
+	if fs.confData, err = readConfig(c.Config, &fs.confStat); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("the view's cryptfs.conf: %w", err)
+	}
+	if cfg, err := config.Parse(fs.confData, config.LoadOptions{AllowWeakKDF: true}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("the view's cryptfs.conf %s: %w", c.Config, err)
+	} else if cfg.DeterministicNames() != fs.s.DeterministicNames() {
+		unix.Close(fd)
+		return nil, fmt.Errorf("the view's cryptfs.conf %s: its feature flags are not the keys' (deterministic names %v)", c.Config, fs.s.DeterministicNames())
+	}
+	if sameDir(fd, filepath.Dir(c.Config)) {
 		base := filepath.Base(c.Config)
 		fs.hidden[base] = true
 		fs.hidden[base+".bak"] = true

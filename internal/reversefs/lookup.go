@@ -168,13 +168,9 @@ func (fs *FS) attrs(key nodeKey) (fuseops.InodeAttributes, error) {
 		}
 		return virtualAttrs(&st, uint64(len(encoded)), 0o600), nil
 	case crypt.InodeClassConfig:
-		if err := unix.Lstat(fs.config, &st); err != nil {
-			return fuseops.InodeAttributes{}, errno(err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return fuseops.InodeAttributes{}, syscall.ENOENT
-		}
-		return plainAttrs(&st), nil
+		a := plainAttrs(&fs.confStat)
+		a.Size, a.Nlink = uint64(len(fs.confData)), 1
+		return a, nil
 	}
 	if err := fs.lstat(key.path, &st); err != nil {
 		return fuseops.InodeAttributes{}, errno(err)

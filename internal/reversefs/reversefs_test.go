@@ -839,3 +839,52 @@ func TestReadCipherWindows(t *testing.T) {
 		unix.Close(fd)
 	}
 }
+
+// TestConfigChecked: the view shows its config only if it is a cryptfs
+// config with the keys' flags (a file put in its place, say a hard link
+// to another file, is refused at mount), and shows it as it was at mount.
+func TestConfigChecked(t *testing.T) {
+	plain := t.TempDir()
+	v := newTestView(t, plain, crypt.Options{})
+	s := v.suite(t)
+	rev, err := crypt.NewReverse(v.master, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rev.Wipe()
+	mount := func(conf string) error {
+		fsys, err := New(Config{Plain: plain, Config: conf, Reverse: rev, Log: zerolog.Nop()})
+		if err == nil {
+			fsys.Close()
+		}
+		return err
+	}
+	other := filepath.Join(t.TempDir(), "secret")
+	write(t, other, []byte("not a config"))
+	if err := mount(other); err == nil {
+		t.Error("mounted with a file that is not a config")
+	}
+	det := filepath.Join(t.TempDir(), "det.conf")
+	k := config.InsecureTestKDF()
+	if _, _, err := config.Create(det, []byte("pw"), config.CreateOptions{DeterministicNames: true, KDF: &k, AllowWeakKDF: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mount(det); err == nil {
+		t.Error("mounted with a config whose flags are not the keys'")
+	}
+	if err := mount(filepath.Join(plain, "missing")); err == nil {
+		t.Error("mounted without a config")
+	}
+
+	fsys := v.mount(t)
+	before, _ := os.ReadFile(v.config)
+	os.Remove(v.config)
+	write(t, v.config, []byte("replaced after the mount"))
+	look := &fuseops.LookUpInodeOp{Parent: fuseops.RootInodeID, Name: ViewConfigName}
+	if err := fsys.LookUpInode(ctx, look); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, fsys, look.Entry.Child, look.Entry.Attributes.Size); !bytes.Equal(got, before) {
+		t.Errorf("the view's cryptfs.conf changed with the file: %q", got)
+	}
+}
