@@ -42,7 +42,7 @@ type testView struct {
 }
 
 // newTestView creates a reverse config in plain (cheap KDF).
-func newTestView(t *testing.T, plain string, opts crypt.Options) *testView {
+func newTestView(t testing.TB, plain string, opts crypt.Options) *testView {
 	t.Helper()
 	k := config.InsecureTestKDF()
 	conf := filepath.Join(plain, ConfigName)
@@ -54,7 +54,7 @@ func newTestView(t *testing.T, plain string, opts crypt.Options) *testView {
 }
 
 // mount returns a view over the tree, as a new mount would make it.
-func (v *testView) mount(t *testing.T) *FS {
+func (v *testView) mount(t testing.TB) *FS {
 	t.Helper()
 	s, err := crypt.New(v.master, v.opts)
 	if err != nil {
@@ -83,7 +83,7 @@ func (v *testView) suite(t *testing.T) *crypt.Suite {
 	return s
 }
 
-func write(t *testing.T, p string, data []byte) {
+func write(t testing.TB, p string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func plainTree(t *testing.T, dir string) {
 }
 
 // parseDirents decodes the fuse_dirent records ReadDir wrote.
-func parseDirents(t *testing.T, b []byte) (names []string, inos []uint64, offs []uint64) {
+func parseDirents(t testing.TB, b []byte) (names []string, inos []uint64, offs []uint64) {
 	t.Helper()
 	for len(b) > 0 {
 		if len(b) < 24 {
@@ -178,7 +178,7 @@ func parseDirents(t *testing.T, b []byte) (names []string, inos []uint64, offs [
 
 // readDir lists a directory of the view through OpenDir and ReadDir,
 // with a small buffer so that the listing takes several reads.
-func readDir(t *testing.T, fsys *FS, id fuseops.InodeID) []string {
+func readDir(t testing.TB, fsys *FS, id fuseops.InodeID) []string {
 	t.Helper()
 	open := &fuseops.OpenDirOp{Inode: id}
 	if err := fsys.OpenDir(ctx, open); err != nil {
