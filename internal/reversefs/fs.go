@@ -43,10 +43,10 @@ type Config struct {
 
 // FS is the reverse view. Its methods are the fuseutil.FileSystem ones.
 type FS struct {
-	rev    *crypt.Reverse
-	s      *crypt.Suite
-	root   int // O_PATH descriptor of the plaintext directory
-	log    zerolog.Logger
+	rev  *crypt.Reverse
+	s    *crypt.Suite
+	root int // O_PATH descriptor of the plaintext directory
+	log  zerolog.Logger
 
 	// The reverse config as it was at mount: the view's cryptfs.conf.
 	confData []byte
