@@ -18,6 +18,7 @@ func newInit(e env) *cobra.Command {
 	var (
 		u             unlockFlags
 		deterministic bool
+		reverse       bool
 	)
 	c := &cobra.Command{
 		Use:   "init [flags] CIPHERDIR",
@@ -29,6 +30,9 @@ with 'cryptfs recover' the way to a new cryptfs.conf if that is lost. If
 init fails, it removes the directory it created.`,
 		Args: args(1),
 		RunE: func(c *cobra.Command, a []string) (err error) {
+			if reverse {
+				return runInitReverse(e, &u, deterministic, a[0])
+			}
 			dir, err := filepath.Abs(a[0])
 			if err != nil {
 				return err
@@ -89,6 +93,8 @@ ever lost or damaged. Keep a copy of %s outside the directory too.
 	u.register(c)
 	c.Flags().BoolVar(&deterministic, "deterministic-names", false,
 		"no per-directory IVs: equal names encrypt equally in every directory (for sync tools that create the same directory on two machines)")
+	c.Flags().BoolVar(&reverse, "reverse", false,
+		"CIPHERDIR is a plaintext directory: write a reverse config (.cryptfs.reverse.conf) for 'cryptfs mount --reverse'")
 	return c
 }
 

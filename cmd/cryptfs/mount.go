@@ -43,6 +43,7 @@ type mountFlags struct {
 	bpfShadow  bool // testing: ebpf tier without attaching (stock kernels)
 	cpuProfile string
 	memProfile string
+	reverse    bool // CIPHERDIR is a plaintext directory shown encrypted (reverse.go)
 }
 
 // Descriptors inherited by the background daemon.
@@ -98,6 +99,7 @@ component could otherwise redirect the mount): give real paths.`,
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
 	f.BoolVar(&m.daemon, "internal-daemon", false, "")
 	f.MarkHidden("internal-daemon")
+	f.BoolVar(&m.reverse, "reverse", false, "show the plaintext directory CIPHERDIR encrypted and read-only at MOUNTPOINT (reverse mode; see init --reverse)")
 	f.BoolVar(&m.bpfShadow, "bpf-shadow", false, "ebpf tier without attaching the program: fill the maps for tests on kernels without the hook")
 	f.MarkHidden("bpf-shadow")
 	f.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (pprof format) until it unmounts")
@@ -118,6 +120,9 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 			return err
 		}
 		*p = abs
+	}
+	if m.reverse {
+		m.config = reverseConfigPath(cipherDir, m.config)
 	}
 	mode, err := daemon.ParseMode(m.fastPath)
 	if err != nil {
@@ -358,6 +363,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	if m.bpfShadow {
 		argv = append(argv, "--bpf-shadow")
 	}
+	if m.reverse {
+		argv = append(argv, "--reverse")
+	}
 	if m.cpuProfile != "" {
 		argv = append(argv, "--cpuprofile", m.cpuProfile)
 	}
@@ -479,6 +487,8 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		BPFShadow:  m.bpfShadow,
 		CPUProfile: m.cpuProfile,
 		MemProfile: m.memProfile,
+		// Reverse mode: the view's config (reverse.go).
+		ReverseConfig: m.reverseConfig(),
 	}
 }
 

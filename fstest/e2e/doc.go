@@ -13,6 +13,13 @@
 //     concurrency, crash (kill -9), faults (ENOSPC, read-only lower,
 //     changes behind the daemon's back), tampering and hostile input;
 //     workers_test.go runs their worker processes.
+//   - reverse_test.go: reverse mode (init/mount --reverse) with real
+//     tools: a cp -a copy, rsync and restic backups of a view mount in
+//     forward mode and give the plaintext back; views are identical across
+//     mounts; one changed block changes one stored block; the second rsync
+//     or restic run finds only the changed files; every change is EROFS.
+//     rsync and restic tests skip where the tool is missing (make deps
+//     installs both).
 //   - harness_test.go: the harness's own promises (background mounts,
 //     kill -9, a refused unmount of a busy mount, a refused second mount,
 //     Abort of a hung daemon, a daemon of another user with its own

@@ -50,6 +50,11 @@ type Options struct {
 	// among it) just before Ready(nil).
 	Mounted func(control.Status)
 
+	// ReverseConfig, if set, is reverse mode: CipherDir is a plaintext
+	// directory shown encrypted and read-only (package reversefs), with
+	// this config file as the view's cryptfs.conf.
+	ReverseConfig string
+
 	lowerFD int // the locked cipher directory (set by Serve)
 }
 
@@ -76,6 +81,9 @@ func Serve(ctx context.Context, o Options) (err error) {
 			o.Ready(err)
 		}
 	}()
+	if o.ReverseConfig != "" {
+		return serveReverse(ctx, o)
+	}
 	suite, err := crypt.New(o.Master, o.Crypt)
 	crypt.Wipe(o.Master)
 	if err != nil {
