@@ -9,5 +9,8 @@ import (
 )
 
 func main() {
+	if name := mountHelperName(os.Args[0]); name != "" { // mount.fuse.cryptfs: see mounthelper.go
+		os.Exit(mountHelperMain(name))
+	}
 	os.Exit(Main())
 }
