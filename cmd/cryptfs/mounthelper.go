@@ -397,7 +397,7 @@ func mountHelper(name string, args []string, e env) error {
 		fmt.Fprintf(e.stderr, "%s: ignoring unknown option %q (-s)\n", name, o)
 	}
 	if plan.attrSet != 0 && os.Geteuid() != 0 {
-		return withCode(exitUsage, "%s need root (they are set on the mount once it is up)", strings.Join(plan.vfsNames, ","))
+		return withCode(exitUsage, "option %s: needs root (set on the mount once it is up); leave it out", strings.Join(plan.vfsNames, ","))
 	}
 	if plan.passfile != "" {
 		if err := checkPassfile(plan.passfile); err != nil {
