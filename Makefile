@@ -107,6 +107,41 @@ kmod:
 dkms-install:
 	$(MAKE) -C bpf/kernel/kmod dkms-install KVER=$(KVER)
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary; the mount
+# helper links mount.fuse.cryptfs and mount.cryptfs in /sbin (mount(8)
+# looks for helpers there only, whatever the PREFIX); manual pages and
+# bash/zsh/fish completions generated from the command tree; the systemd
+# units (system and user); the PAM module and snippets when built/present.
+# Every file, link and created directory goes into $(MANIFEST); make
+# uninstall (same PREFIX and DESTDIR) removes exactly those, leaving files
+# changed since. See scripts/install.sh and the README.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+MOUNTHELPERDIR ?= /sbin
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+PAMMODDIR ?= $(or $(firstword $(wildcard /usr/lib/*-linux-gnu/security /lib/*-linux-gnu/security)),/lib/security)
+PAMDOCDIR ?= $(DATADIR)/cryptfs/pam
+MANIFEST ?= $(DATADIR)/cryptfs/install-manifest
+MANDATE ?= $(shell git log -1 --format=%cs 2>/dev/null)
+INSTALL_BIN ?= $(CURDIR)/$(BIN)
+INSTALL_VARS := PREFIX DESTDIR BINDIR MANDIR MOUNTHELPERDIR SYSCONFDIR SYSTEMDUNITDIR SYSTEMDUSERUNITDIR \
+	BASHCOMPDIR ZSHCOMPDIR FISHCOMPDIR PAMMODDIR PAMDOCDIR MANIFEST MANDATE
+INSTALL_ENV = $(foreach v,$(INSTALL_VARS),$(v)='$($(v))') BIN='$(INSTALL_BIN)'
+
+.PHONY: install uninstall
+install: build
+	$(INSTALL_ENV) scripts/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) scripts/install.sh uninstall
+
 clean:
 	rm -rf bin
 

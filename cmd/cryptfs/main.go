@@ -11,6 +11,9 @@ import (
 )
 
 func main() {
+	if name := mountHelperName(os.Args[0]); name != "" { // mount.fuse.cryptfs: see mounthelper.go
+		os.Exit(mountHelperMain(name))
+	}
 	os.Exit(Main())
 }
 

@@ -64,6 +64,7 @@ func newRoot(e env) *cobra.Command {
 			fmt.Fprint(e.stdout, exitCodesHelp)
 		}},
 	)
+	root.AddCommand(newGendoc(e)) // hidden: man pages and completions for make install (gendoc.go)
 	return root
 }
 
