@@ -39,6 +39,7 @@ type mountFlags struct {
 	bpfShadow  bool // testing: ebpf tier without attaching (stock kernels)
 	cpuProfile string
 	memProfile string
+	idle       time.Duration
 }
 
 // Descriptors inherited by the background daemon.
@@ -75,6 +76,7 @@ the kernel has the hook, else kernel-cache).`,
 	f.BoolVar(&m.readOnly, "ro", false, "mount read-only")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (as root, files are created as the calling user)")
 	f.StringVar(&m.fastPath, "fast-path", "auto", "metadata fast path: auto, ebpf, kernel-cache or off")
+	f.DurationVar(&m.idle, "idle", 0, "unmount after `DURATION` without requests, once nothing is open inside (e.g. 30m)")
 	f.BoolVar(&m.debug, "debug", false, "log every request (debug level)")
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
 	f.BoolVar(&m.daemon, "internal-daemon", false, "")
@@ -235,6 +237,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, master []byte)
 	if m.memProfile != "" {
 		argv = append(argv, "--memprofile", m.memProfile)
 	}
+	if m.idle > 0 {
+		argv = append(argv, "--idle", m.idle.String())
+	}
 	argv = append(argv, "--", cipherDir, mnt)
 	cmd := exec.Command(self, argv...)
 	cmd.ExtraFiles = []*os.File{keyR, statW} // fds 3 and 4
@@ -331,6 +336,7 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		BPFShadow:  m.bpfShadow,
 		CPUProfile: m.cpuProfile,
 		MemProfile: m.memProfile,
+		Idle:       m.idle,
 	}
 }
 

@@ -46,6 +46,14 @@ type Options struct {
 	// Ready, if not nil, is called exactly once: with nil once the mount
 	// answers, or with the error that kept it from mounting.
 	Ready func(error)
+	// Device, if set, is a /dev/fuse descriptor already mounted at
+	// Mountpoint (MountDevice: root mounts a user's home for a daemon
+	// that runs as that user). Serve serves it instead of mounting, and
+	// closes it.
+	Device *os.File
+	// Idle, if positive, unmounts the mount once it has served no request
+	// for that long and nothing keeps it busy (see idle.go).
+	Idle time.Duration
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -147,8 +155,8 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 	server := fuse.NewServerWithNotifier(notifier, fsys.Server())
 	var mfs *fuse.MountedFileSystem
 	devFD := -1
-	if t.attach {
-		dev, err := mountDevice(o.Mountpoint, mopts)
+	if t.attach || o.Device != nil {
+		dev, err := o.device(mopts)
 		if err != nil {
 			return err
 		}
@@ -165,7 +173,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 			unix.Unmount(o.Mountpoint, unix.MNT_DETACH)
 			return fmt.Errorf("serve %s: %w", o.Mountpoint, err)
 		}
-		if err := t.fp.Attach(devFD); err != nil {
+		if err := t.attachTo(devFD); err != nil {
 			unix.Unmount(o.Mountpoint, 0)
 			mfs.Join(context.Background())
 			return fmt.Errorf("%w: %w", errAttachFailed, err)
@@ -210,6 +218,9 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 
 	served := make(chan struct{})
 	defer close(served)
+	if o.Idle > 0 {
+		go idleLock(served, o, h)
+	}
 	go func() {
 		select {
 		case <-served:
