@@ -51,6 +51,8 @@ func newRoot(e env) *cobra.Command {
 	root.AddCommand(
 		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newInfo(e),
 		newStatus(e), newStats(e), newFsck(e), newKmod(e),
+		newHome(e),
+		newPAM(e),
 		&cobra.Command{Use: "exit-codes", Short: "Describe the exit codes", Run: func(*cobra.Command, []string) {
 			fmt.Fprint(e.stdout, exitCodesHelp)
 		}},
