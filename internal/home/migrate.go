@@ -487,8 +487,9 @@ func copyPhase(o MigrateOptions, u *User, m *migration, scan *Scan, say func(str
 			return fmt.Errorf("the copy differs from %s; nothing was swapped:%s", m.Source, listDiffs(diffs, staging, 20))
 		}
 	}
+	os.Remove(staging)
 	say("Verified: every file, byte and attribute matches.")
-	if err := chownInternal(m.Cipher, u); err != nil {
+	if err := withoutAtime(m, false, func(dir string) error { return chownInternal(dir, u) }); err != nil {
 		return err
 	}
 	m.Phase = phaseSwapping
@@ -509,29 +510,43 @@ func listDiffs(diffs []Diff, staging string, n int) string {
 	return b.String()
 }
 
-// fsckTree checks the unmounted tree through a read-only bind mount
-// without access times, so that reading every block leaves the tree's
-// access times (copied from the source) as they are.
-func fsckTree(m *migration, suite *crypt.Suite) (*fsck.Report, error) {
-	dir := stagingDir(m.User) + ".fsck"
+// fsckTree checks the unmounted tree (withoutAtime, read-only), so that
+// reading every block leaves the access times copied from the source as
+// they are.
+func fsckTree(m *migration, suite *crypt.Suite) (rep *fsck.Report, err error) {
+	err = withoutAtime(m, true, func(dir string) error {
+		rep, err = fsck.Check(dir, suite, nil)
+		if rep != nil {
+			for i := range rep.Problems {
+				rep.Problems[i].Lower = m.Cipher + strings.TrimPrefix(rep.Problems[i].Lower, dir)
+			}
+		}
+		return err
+	})
+	return rep, err
+}
+
+// withoutAtime runs fn on a bind mount of the cipher tree without access
+// time updates (and read-only if ro): what fn reads leaves the access
+// times the copy set.
+func withoutAtime(m *migration, ro bool, fn func(dir string) error) error {
+	dir := stagingDir(m.User) + ".bind"
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
+		return err
 	}
 	defer os.Remove(dir)
 	if err := unix.Mount(m.Cipher, dir, "", unix.MS_BIND, ""); err != nil {
-		return nil, fmt.Errorf("bind %s for fsck: %w", m.Cipher, err)
+		return fmt.Errorf("bind %s: %w", m.Cipher, err)
 	}
 	defer unix.Unmount(dir, 0)
-	if err := unix.Mount("", dir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOATIME, ""); err != nil {
-		return nil, fmt.Errorf("remount %s read-only: %w", dir, err)
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NOATIME)
+	if ro {
+		flags |= unix.MS_RDONLY
 	}
-	rep, err := fsck.Check(dir, suite, nil)
-	if rep != nil {
-		for i := range rep.Problems {
-			rep.Problems[i].Lower = m.Cipher + strings.TrimPrefix(rep.Problems[i].Lower, dir)
-		}
+	if err := unix.Mount("", dir, "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s without access times: %w", dir, err)
 	}
-	return rep, err
+	return fn(dir)
 }
 
 // chownInternal gives the user cryptfs's own files in the tree (directory
@@ -684,6 +699,7 @@ func FinishMigration(user string, say func(string, ...any)) error {
 			return err
 		}
 	}
+	os.Remove(stagingDir(user) + ".log")
 	if err := os.Remove(migrationPath(user)); err != nil {
 		return err
 	}
