@@ -13,11 +13,15 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/cryptfs
 
-# System packages the tests need (FUSE userspace tools), installed when
-# missing on Debian.
+# System packages the tests need (FUSE userspace tools; pamtester, the PAM
+# headers and a C compiler for pam_cryptfs.so), installed when missing on
+# Debian.
 deps:
 	@command -v fusermount3 >/dev/null || { echo "installing fuse3"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null; }
+	@{ command -v pamtester && command -v cc && test -e /usr/include/security/pam_modules.h; } >/dev/null || { \
+	  echo "installing pamtester libpam0g-dev gcc (the PAM tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pamtester libpam0g-dev gcc >/dev/null; }
 
 # Everything: unit, fuzz seed corpora, CLI scripts, BPF programs against the
 # real verifier, the POSIX suite on a plain directory and on real cryptfs
