@@ -44,6 +44,7 @@ type mountFlags struct {
 	cpuProfile string
 	memProfile string
 	reverse    bool // CIPHERDIR is a plaintext directory shown encrypted (reverse.go)
+	idle       time.Duration
 }
 
 // Descriptors inherited by the background daemon.
@@ -95,6 +96,7 @@ component could otherwise redirect the mount): give real paths.`,
 	f.BoolVar(&m.readOnly, "ro", false, "mount read-only")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (as root, files are created as the calling user)")
 	f.StringVar(&m.fastPath, "fast-path", "auto", "metadata fast path: auto, ebpf, kernel-cache or off")
+	f.DurationVar(&m.idle, "idle", 0, "unmount after `DURATION` without requests, once nothing is open inside (e.g. 30m)")
 	f.BoolVar(&m.debug, "debug", false, "log every request (debug level)")
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
 	f.BoolVar(&m.daemon, "internal-daemon", false, "")
@@ -372,6 +374,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	if m.memProfile != "" {
 		argv = append(argv, "--memprofile", m.memProfile)
 	}
+	if m.idle > 0 {
+		argv = append(argv, "--idle", m.idle.String())
+	}
 	argv = append(argv, "--", cipherDir, mnt)
 	cmd := exec.Command(self, argv...)
 	cmd.ExtraFiles = []*os.File{keyR, statW} // fds 3 and 4
@@ -489,6 +494,7 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		MemProfile: m.memProfile,
 		// Reverse mode: the view's config (reverse.go).
 		ReverseConfig: m.reverseConfig(),
+		Idle:          m.idle,
 	}
 }
 

@@ -60,6 +60,8 @@ func newRoot(e env) *cobra.Command {
 		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newRekey(e), newRecover(e), newInfo(e),
 		newStatus(e), newStats(e), newFsck(e), newKmod(e),
 		newPath(e), newCat(e), newRestore(e), // offline tools: path.go, cat.go, restore.go
+		newHome(e),
+		newPAM(e),
 		&cobra.Command{Use: "exit-codes", Short: "Describe the exit codes", Run: func(*cobra.Command, []string) {
 			fmt.Fprint(e.stdout, exitCodesHelp)
 		}},

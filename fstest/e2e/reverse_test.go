@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,23 +131,9 @@ func entryDigest(t *testing.T, p string, withTimes bool) string {
 // userXattrs lists p's user attributes as sorted name=hex(value) pairs.
 func userXattrs(t *testing.T, p string) []string {
 	t.Helper()
-	sz, err := unix.Llistxattr(p, nil)
+	xs, err := readUserXattrs(p)
 	mustDo(t, err)
-	buf := make([]byte, sz)
-	sz, err = unix.Llistxattr(p, buf)
-	mustDo(t, err)
-	var out []string
-	for _, name := range strings.Split(string(buf[:sz]), "\x00") {
-		if !strings.HasPrefix(name, "user.") {
-			continue
-		}
-		v := make([]byte, 1<<16)
-		n, err := unix.Lgetxattr(p, name, v)
-		mustDo(t, err)
-		out = append(out, name+"="+hex.EncodeToString(v[:n]))
-	}
-	slices.Sort(out)
-	return out
+	return xs
 }
 
 // treeDigests maps every entry below dir (relative path) to its digest,

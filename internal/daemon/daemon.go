@@ -56,6 +56,15 @@ type Options struct {
 	ReverseConfig string
 
 	lowerFD int // the locked cipher directory (set by Serve)
+
+	// Device, if set, is a /dev/fuse descriptor already mounted at
+	// Mountpoint (MountDevice: root mounts a user's home for a daemon
+	// that runs as that user). Serve serves it instead of mounting, and
+	// closes it.
+	Device *os.File
+	// Idle, if positive, unmounts the mount once it has served no request
+	// for that long and nothing keeps it busy (see idle.go).
+	Idle time.Duration
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -174,8 +183,8 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		return err
 	}
 	defer release()
-	if t.attach {
-		dev, err := mountDevice(target, mopts)
+	if t.attach || o.Device != nil {
+		dev, err := o.device(target, mopts)
 		if err != nil {
 			return err
 		}
@@ -192,7 +201,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 			mountinfo.Unmount(o.Mountpoint, true)
 			return fmt.Errorf("serve %s: %w", o.Mountpoint, err)
 		}
-		if err := t.fp.Attach(devFD); err != nil {
+		if err := t.attachTo(devFD); err != nil {
 			mountinfo.Unmount(o.Mountpoint, false)
 			mfs.Join(context.Background())
 			return fmt.Errorf("%w: %w", errAttachFailed, err)
@@ -241,6 +250,9 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 
 	served := make(chan struct{})
 	defer close(served)
+	if o.Idle > 0 {
+		go idleLock(served, o, h)
+	}
 	go func() {
 		select {
 		case <-served:
