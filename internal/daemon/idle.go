@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -63,7 +62,7 @@ func idleLock(done <-chan struct{}, o Options, h *controlHandler) {
 		// reason changes, not at every attempt.
 		why := err.Error()
 		if isBusy(err) {
-			why = "busy: " + describeHolders(o.Mountpoint)
+			why = "busy: " + holders.Describe(o.Mountpoint)
 		}
 		if why != busy {
 			o.Log.Log().Str("mountpoint", o.Mountpoint).Str("idle", o.Idle.String()).Str("reason", why).
@@ -78,23 +77,6 @@ func idleLock(done <-chan struct{}, o Options, h *controlHandler) {
 // EBUSY from umount2, or fusermount3's message for it.
 func isBusy(err error) bool {
 	return errors.Is(err, unix.EBUSY) || strings.Contains(err.Error(), "resource busy")
-}
-
-// describeHolders names what keeps the mount at mnt busy, as far as this
-// process may see.
-func describeHolders(mnt string) string {
-	t, err := holders.Lookup(filepath.Clean(mnt))
-	if err != nil {
-		return err.Error()
-	}
-	r, err := holders.Find(t)
-	if err != nil {
-		return err.Error()
-	}
-	if len(r.Holders) == 0 && r.Unreadable == 0 {
-		return "no process found (a reference that just went away?)"
-	}
-	return strings.ReplaceAll(r.String(), "\n", "; ")
 }
 
 // activity is the number of requests the mount has served: those that

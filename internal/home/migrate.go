@@ -18,6 +18,7 @@ import (
 	"github.com/cryptfs/cryptfs/crypt/config"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/internal/fsck"
+	"github.com/cryptfs/cryptfs/internal/holders"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
@@ -611,7 +612,7 @@ func clearStaging(m *migration, staging string) error {
 			if !errors.Is(err, ErrBusy) {
 				return err
 			}
-			return fmt.Errorf("%s (the mount of an interrupted migration) is in use: %s", staging, describeHolders(staging))
+			return fmt.Errorf("%s (the mount of an interrupted migration) is in use: %s", staging, holders.Describe(staging))
 		}
 	}
 	if m.Staging.Running() {
