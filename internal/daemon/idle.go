@@ -2,10 +2,7 @@ package daemon
 
 import (
 	"errors"
-	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/internal/holders"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
@@ -61,7 +58,7 @@ func idleLock(done <-chan struct{}, o Options, h *controlHandler) {
 		// failed). Try again after another idle period; log when the
 		// reason changes, not at every attempt.
 		why := err.Error()
-		if isBusy(err) {
+		if errors.Is(err, mountinfo.ErrBusy) {
 			why = "busy: " + holders.Describe(o.Mountpoint)
 		}
 		if why != busy {
@@ -71,12 +68,6 @@ func idleLock(done <-chan struct{}, o Options, h *controlHandler) {
 		}
 		last, since = h.activity(), time.Now()
 	}
-}
-
-// isBusy reports whether an unmount failed because the mount is in use:
-// EBUSY from umount2, or fusermount3's message for it.
-func isBusy(err error) bool {
-	return errors.Is(err, unix.EBUSY) || strings.Contains(err.Error(), "resource busy")
 }
 
 // activity is the number of requests the mount has served: those that
