@@ -21,9 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/crypt/config"
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/internal/reversefs"
 )
 
@@ -190,7 +188,7 @@ func TestReverseCopyMountsForward(t *testing.T) {
 // of plaintext path rel in the cipher tree cipher.
 func tamperCopy(t *testing.T, cipher, rel string, block uint64) {
 	t.Helper()
-	p := cipherPath(t, cipher, rel)
+	p := lowerPathOf(t, cipher, rel)
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		mustDo(t, os.Chmod(p, 0o600))
@@ -238,7 +236,7 @@ func TestReverseOneFileChanged(t *testing.T) {
 	initReverse(t, plain)
 	m := mountReverse(t, plain)
 	before := treeDigests(t, m.Dir, digestOptions{})
-	lower := cipherPath(t, m.Dir, "docs/big")
+	lower := lowerPathOf(t, m.Dir, "docs/big")
 	old := readFile(t, lower)
 
 	f, err := os.OpenFile(big, os.O_WRONLY, 0)
@@ -266,27 +264,6 @@ func TestReverseOneFileChanged(t *testing.T) {
 			t.Errorf("stored block %d changed: %v", b, changed)
 		}
 	}
-}
-
-// cipherPath returns the path in the cipher tree (or view) cipher of
-// plaintext path rel, decrypting names with the harness password and the
-// tree's cryptfs.conf; it works with and without per-directory IVs.
-func cipherPath(t *testing.T, cipher, rel string) string {
-	t.Helper()
-	cfg, err := config.Load(filepath.Join(cipher, config.FileName), config.LoadOptions{AllowWeakKDF: true})
-	mustDo(t, err)
-	master, err := cfg.Unlock([]byte(cryptfstest.Password))
-	mustDo(t, err)
-	suite, err := crypt.New(master, cfg.CryptOptions())
-	crypt.Wipe(master)
-	mustDo(t, err)
-	defer suite.Wipe()
-	tree, err := ciphertree.Open(cipher, suite)
-	mustDo(t, err)
-	defer tree.Close()
-	lower, err := tree.LowerPath(rel)
-	mustDo(t, err)
-	return filepath.Join(cipher, lower)
 }
 
 // rsyncStats runs rsync -aX --stats (extra flags added) and returns its
