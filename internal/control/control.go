@@ -16,9 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/peercred"
 )
 
 // Status describes a running mount.
@@ -193,7 +192,7 @@ func answer(c net.Conn, h Handler) {
 	if err != nil {
 		return // too long, too slow, or cut short
 	}
-	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
+	if uid, err := peercred.UID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
 		json.NewEncoder(c).Encode(map[string]string{"error": "permission denied"})
 		return
 	}
@@ -216,30 +215,6 @@ func handle(line []byte, h Handler) any {
 		return h.Stats()
 	}
 	return map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
-}
-
-// peerUID returns the uid of the process at the other end of a unix
-// socket connection (SO_PEERCRED, as of its connect or listen).
-func peerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, errors.New("not a unix socket")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if cerr != nil {
-		return -1, cerr
-	}
-	return int(cred.Uid), nil
 }
 
 // Close stops serving, cuts the connections still open and waits until no
@@ -288,7 +263,7 @@ func callAt(path string, owner int, cmd string, out any) (refused bool, err erro
 		return errors.Is(err, syscall.ECONNREFUSED), fmt.Errorf("%w (%w)", ErrNoDaemon, err)
 	}
 	defer c.Close()
-	uid, err := peerUID(c)
+	uid, err := peercred.UID(c)
 	if err != nil {
 		return false, err
 	}

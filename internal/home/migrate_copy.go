@@ -13,6 +13,7 @@ import (
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/crypt/config"
 	"github.com/cryptfs/cryptfs/internal/fsck"
+	"github.com/cryptfs/cryptfs/internal/holders"
 )
 
 // copyPhase copies, checks and verifies (steps 3 and 4).
@@ -236,7 +237,7 @@ func clearStaging(m *migration, staging string) error {
 			if !errors.Is(err, ErrBusy) {
 				return err
 			}
-			return fmt.Errorf("%s (the mount of an interrupted migration) is in use: %s", staging, describeHolders(staging))
+			return fmt.Errorf("%s (the mount of an interrupted migration) is in use: %s", staging, holders.Describe(staging))
 		}
 	}
 	if m.Staging.Running() {
