@@ -24,6 +24,9 @@
 #              same type: no fact of the old one shows (vmtest/workload)
 #   meta       the metadata workload in the off, kernel-cache and ebpf
 #              tiers, its table, the >= 90% cut (vmtest/workload)
+#   untar      busybox tar -xf of a source-like archive and rm -rf of it
+#              in the kernel-cache and ebpf tiers: identical trees, and the
+#              requests each sends to the daemon (vmtest/workload)
 #   coherence  the coherence stress in the ebpf tier (vmtest/workload)
 #
 # VMTEST_META_FLAGS adds flags to `workload meta` (vmtest.sh --quick: a
@@ -129,7 +132,7 @@ if [ "${1:-}" = module-stage ]; then
 	exit $bad
 fi
 
-stages=${VMTEST_STAGES:-hooktest fstest reuse meta coherence}
+stages=${VMTEST_STAGES:-hooktest fstest reuse meta untar coherence}
 mkdir -p "$TMPDIR" || exit 1
 cd "$TMPDIR" || exit 1
 
@@ -185,6 +188,7 @@ for s in $stages; do
 		# shellcheck disable=SC2086 # VMTEST_META_FLAGS is a list of flags
 		run_stage meta 2400 workload meta -bin /bin/cryptfs ${VMTEST_META_FLAGS:-}
 		;;
+	untar) run_stage untar 1800 workload untar -bin /bin/cryptfs ${VMTEST_UNTAR_FLAGS:-} ;;
 	coherence) run_stage coherence 300 workload coherence -bin /bin/cryptfs -tier ebpf ;;
 	*)
 		echo "=== unknown stage $s"
