@@ -120,15 +120,17 @@ func describeTree(root string) (string, error) {
 			return err
 		}
 		// A directory's size is its lower directory's, which depends on
-		// the random names of the cipher tree: not compared.
-		line := fmt.Sprintf("%s %v mtime=%d", rel, fi.Mode(), fi.ModTime().Unix())
+		// the random names of the cipher tree, and busybox tar restores
+		// the mtime of regular files only (directories and symlinks
+		// keep the extraction time): neither is compared.
+		line := fmt.Sprintf("%s %v", rel, fi.Mode())
 		switch {
 		case fi.Mode().IsRegular():
 			data, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			line += fmt.Sprintf(" size=%d sha256=%x", fi.Size(), sha256.Sum256(data))
+			line += fmt.Sprintf(" mtime=%d size=%d sha256=%x", fi.ModTime().Unix(), fi.Size(), sha256.Sum256(data))
 		case fi.Mode()&fs.ModeSymlink != 0:
 			t, err := os.Readlink(p)
 			if err != nil {

@@ -273,7 +273,7 @@ func TestUntarArchive(t *testing.T) {
 		t.Errorf("describeTree lists %d entries, want %d:\n%s", len(lines), entries, listing)
 	}
 	for _, want := range []string{
-		"top01/dir011/link Lrwxrwxrwx mtime=1700000000 size=9 -> file000.c",
+		"top01/dir011/link Lrwxrwxrwx size=9 -> file000.c",
 		"top00/dir000/file000.c -rwxr-xr-x mtime=1700000000 size=0 sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 	} {
 		if !strings.Contains(listing+"\n", want+"\n") {
