@@ -107,6 +107,16 @@ func (fs *FS) symlinkTarget(n *inode) (string, error) {
 // lock held (either mode), so the cached value cannot be older than a
 // change that finished before.
 func (fs *FS) freshAttrs(n *inode) (fuseops.InodeAttributes, error) {
+	a, err := fs.lowerAttrs(n)
+	if err != nil {
+		return a, err
+	}
+	fs.cache.SetAttr(&n.Node, a)
+	return a, nil
+}
+
+// lowerAttrs stats n's lower file and returns its plaintext attributes.
+func (fs *FS) lowerAttrs(n *inode) (fuseops.InodeAttributes, error) {
 	var st unix.Stat_t
 	if err := fs.stat(n, &st); err != nil {
 		return fuseops.InodeAttributes{}, err
@@ -119,9 +129,7 @@ func (fs *FS) freshAttrs(n *inode) (fuseops.InodeAttributes, error) {
 		}
 		tlen = len(t)
 	}
-	a := fs.attrsFromStat(n, &st, tlen)
-	fs.cache.SetAttr(&n.Node, a)
-	return a, nil
+	return fs.attrsFromStat(n, &st, tlen), nil
 }
 
 // attrs returns n's attributes, from the cache when possible. Call with
