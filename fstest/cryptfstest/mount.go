@@ -398,6 +398,14 @@ func (m *Mount) Close() error {
 
 func (m *Mount) close() error {
 	var errs []error
+	if m.cmd == nil && m.running() && !IsMounted(m.Dir) {
+		// Unmounted by the test: the daemon is on its way out, and
+		// watchExit closes done a moment after it has exited.
+		select {
+		case <-m.done:
+		case <-time.After(exitTimeout):
+		}
+	}
 	if m.running() {
 		if m.cmd != nil {
 			m.Signal(syscall.SIGTERM)
