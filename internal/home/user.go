@@ -81,8 +81,8 @@ func Processes(uid int, skip func(pid int) bool) ([]Process, error) {
 		}
 		dir := "/proc/" + e.Name()
 		status, err := os.ReadFile(dir + "/status")
-		if err != nil || !hasUID(string(status), uid) {
-			continue
+		if err != nil || !hasUID(string(status), uid) || isZombie(string(status)) {
+			continue // a zombie has exited: it runs nothing and holds nothing
 		}
 		comm, _ := os.ReadFile(dir + "/comm")
 		cmd, _ := os.ReadFile(dir + "/cmdline")
@@ -93,6 +93,18 @@ func Processes(uid int, skip func(pid int) bool) ([]Process, error) {
 		})
 	}
 	return out, nil
+}
+
+// isZombie reports whether a /proc/PID/status text shows a process that
+// has exited and waits for its parent to reap it (on a system whose init
+// does not reap orphans, such a process stays).
+func isZombie(status string) bool {
+	for _, l := range strings.Split(status, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "State:" {
+			return f[1] == "Z"
+		}
+	}
+	return false
 }
 
 // hasUID reports whether a /proc/PID/status text shows uid among the
