@@ -5,9 +5,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
+
+	"github.com/cryptfs/cryptfs/internal/harden"
 )
 
 func main() {
+	// Every command may hold a password or key: no core dump, no ptrace.
+	if err := harden.Process(); err != nil {
+		fmt.Fprintln(os.Stderr, "cryptfs: warning:", err)
+	}
 	os.Exit(Main())
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/control"
 	"github.com/cryptfs/cryptfs/internal/fusefs"
+	"github.com/cryptfs/cryptfs/internal/harden"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"github.com/cryptfs/cryptfs/meta"
 )
@@ -71,6 +72,10 @@ func Serve(ctx context.Context, o Options) (err error) {
 			o.Ready(err)
 		}
 	}()
+	if err := harden.Process(); err != nil { // no core dump, no ptrace: it holds keys
+		crypt.Wipe(o.Master)
+		return err
+	}
 	suite, err := crypt.New(o.Master, o.Crypt)
 	crypt.Wipe(o.Master)
 	if err != nil {
