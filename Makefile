@@ -10,14 +10,26 @@ FUZZTIME ?= 60s
 
 all: build
 
-build:
-	$(GO) build -o $(BIN) ./cmd/cryptfs
+# cryptfs --version: the git description, linked in (GOFLAGS may say
+# -buildvcs=false, which leaves the binary without VCS information).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 
-# System packages the tests need (FUSE userspace tools), installed when
-# missing on Debian.
+build:
+	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o $(BIN) ./cmd/cryptfs
+
+# System packages the tests need (FUSE userspace tools; restic, rsync and
+# gocryptfs for the backup and path-length tests), installed when missing
+# on Debian; pamtester, the PAM headers and a C compiler for pam_cryptfs.so.
 deps:
 	@command -v fusermount3 >/dev/null || { echo "installing fuse3"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null; }
+	@missing=""; for t in restic rsync gocryptfs; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing (backup and path-length tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	  echo "could not install$$missing: the tests that need them skip"; fi
+	@{ command -v pamtester && command -v cc && test -e /usr/include/security/pam_modules.h; } >/dev/null || { \
+	  echo "installing pamtester libpam0g-dev gcc (the PAM tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pamtester libpam0g-dev gcc >/dev/null; }
 
 # Everything: unit, fuzz seed corpora, CLI scripts, BPF programs against the
 # real verifier, the POSIX suite on a plain directory and on real cryptfs
@@ -97,6 +109,41 @@ kmod:
 
 dkms-install:
 	$(MAKE) -C bpf/kernel/kmod dkms-install KVER=$(KVER)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary; the mount
+# helper links mount.fuse.cryptfs and mount.cryptfs in /sbin (mount(8)
+# looks for helpers there only, whatever the PREFIX); manual pages and
+# bash/zsh/fish completions generated from the command tree; the systemd
+# units (system and user); the PAM module and snippets when built/present.
+# Every file, link and created directory goes into $(MANIFEST); make
+# uninstall (same PREFIX and DESTDIR) removes exactly those, leaving files
+# changed since. See scripts/install.sh and the README.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+MOUNTHELPERDIR ?= /sbin
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+PAMMODDIR ?= $(or $(firstword $(wildcard /usr/lib/*-linux-gnu/security /lib/*-linux-gnu/security)),/lib/security)
+PAMDOCDIR ?= $(DATADIR)/cryptfs/pam
+MANIFEST ?= $(DATADIR)/cryptfs/install-manifest
+MANDATE ?= $(shell git log -1 --format=%cs 2>/dev/null)
+INSTALL_BIN ?= $(CURDIR)/$(BIN)
+INSTALL_VARS := PREFIX DESTDIR BINDIR MANDIR MOUNTHELPERDIR SYSCONFDIR SYSTEMDUNITDIR SYSTEMDUSERUNITDIR \
+	BASHCOMPDIR ZSHCOMPDIR FISHCOMPDIR PAMMODDIR PAMDOCDIR MANIFEST MANDATE
+INSTALL_ENV = $(foreach v,$(INSTALL_VARS),$(v)='$($(v))') BIN='$(INSTALL_BIN)'
+
+.PHONY: install uninstall
+install: build
+	$(INSTALL_ENV) scripts/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) scripts/install.sh uninstall
 
 clean:
 	rm -rf bin

@@ -3,7 +3,10 @@
 // encryption with a 128-bit synthetic IV, long-name sidecars), extended
 // attributes, symlink targets, and the recognition of sync tools' conflict
 // copies in the cipher tree. docs/format.md is the byte-exact
-// specification; this package is its reader and writer.
+// specification; this package is its reader and writer. Reverse (reverse
+// mode, section 13) derives from keys, plaintext paths and plaintexts what
+// forward mode draws at random, and seals with the same constructions, so
+// a reverse view's bytes are stable and a forward reader opens them.
 //
 // What it promises:
 //

@@ -17,6 +17,9 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"cryptfs": func() { os.Exit(Main()) },
+		// The mount helper (mounthelper.go): the binary by another name.
+		"mount.fuse.cryptfs": func() { os.Exit(mountHelperMain("mount.fuse.cryptfs")) },
+		"cryptfs-mktree":     mktreeMain, // offline_test.go
 	})
 }
 

@@ -24,7 +24,13 @@ func newFsck(e env) *cobra.Command {
 under the directory's key. It changes nothing. Exit code 0: clean; 20:
 problems found (each listed with its cipher path and, where known, its
 plaintext path). Run it on an unmounted directory, or expect blocks that
-are being written to show up as torn.`,
+are being written to show up as torn.
+
+Conflict copies that sync tools (Syncthing, Dropbox, Nextcloud/ownCloud,
+OneDrive) made of files changed on two machines are listed as conflicts,
+not problems, and do not change the exit code: the mount shows each as
+the original's name plus the tool's marker; keep one version by removing
+the copy or renaming it over the original.`,
 		Args: args(1),
 		RunE: func(c *cobra.Command, a []string) error {
 			cfg, master, err := u.unlock(e, a[0], u.secrets(e))
@@ -60,6 +66,20 @@ are being written to show up as torn.`,
 					return err
 				}
 			} else {
+				for _, c := range rep.Conflicts {
+					where := c.Lower
+					if c.Plain != "" {
+						where += " (" + c.Plain + ")"
+					}
+					what := "a copy of " + c.Original
+					if c.Original == "" {
+						what = "a copy"
+					}
+					if !c.Shown {
+						what += ", hidden: another entry has its name"
+					}
+					fmt.Fprintf(e.stdout, "conflict (%s): %s: %s\n", c.Tool, where, what)
+				}
 				for _, p := range rep.Problems {
 					where := p.Lower
 					if p.Plain != "" {
@@ -70,10 +90,18 @@ are being written to show up as torn.`,
 				fmt.Fprintf(e.stdout, "checked %d directories, %d files, %d symlinks, %d blocks, %d xattrs: ",
 					rep.Dirs, rep.Files, rep.Symlinks, rep.Blocks, rep.Xattrs)
 				if rep.Clean() {
-					fmt.Fprintln(e.stdout, "clean")
+					fmt.Fprint(e.stdout, "clean")
 				} else {
-					fmt.Fprintf(e.stdout, "%d problems\n", len(rep.Problems))
+					fmt.Fprintf(e.stdout, "%d problems", len(rep.Problems))
 				}
+				switch n := len(rep.Conflicts); n {
+				case 0:
+				case 1:
+					fmt.Fprint(e.stdout, "; 1 conflict copy (keep one version: remove the copy or rename it over the original)")
+				default:
+					fmt.Fprintf(e.stdout, "; %d conflict copies (keep one version of each: remove the copy or rename it over the original)", n)
+				}
+				fmt.Fprintln(e.stdout)
 			}
 			if !rep.Clean() {
 				return &codedError{code: exitFsckProblems, err: fmt.Errorf("%d problems found in %s", len(rep.Problems), a[0])}

@@ -103,7 +103,7 @@ func (s *secrets) read(prompt string) ([]byte, error) {
 		return nonEmpty(bytes.Clone(line))
 	case s.isTTY():
 		fmt.Fprint(s.stderr, prompt)
-		pw, err := term.ReadPassword(int(s.stdin.(*os.File).Fd()))
+		pw, err := readPasswordTTY(int(s.stdin.(*os.File).Fd()))
 		fmt.Fprintln(s.stderr)
 		if err != nil {
 			return nil, fmt.Errorf("read password: %w", err)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -29,6 +30,11 @@ func run(args []string, e env) int {
 	root := newRoot(e)
 	root.SetArgs(args)
 	err := root.Execute()
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra's own error for an unknown command: a usage error like an
+		// unknown flag.
+		err = &codedError{code: exitUsage, err: fmt.Errorf("%w (run 'cryptfs --help' for the commands)", err)}
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "cryptfs: %v\n", err)
 	}
@@ -41,7 +47,9 @@ func newRoot(e env) *cobra.Command {
 		Short:         "An encrypted FUSE file system with an in-kernel metadata fast path",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("cryptfs {{.Version}}\n")
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
@@ -49,12 +57,16 @@ func newRoot(e env) *cobra.Command {
 		return &codedError{code: exitUsage, err: fmt.Errorf("%w (run '%s --help' for usage)", err, c.CommandPath())}
 	})
 	root.AddCommand(
-		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newRekey(e), newInfo(e),
+		newInit(e), newMount(e), newUnmount(e), newPasswd(e), newRekey(e), newRecover(e), newInfo(e),
 		newStatus(e), newStats(e), newFsck(e), newKmod(e),
+		newPath(e), newCat(e), newRestore(e), // offline tools: path.go, cat.go, restore.go
+		newHome(e),
+		newPAM(e),
 		&cobra.Command{Use: "exit-codes", Short: "Describe the exit codes", Run: func(*cobra.Command, []string) {
 			fmt.Fprint(e.stdout, exitCodesHelp)
 		}},
 	)
+	root.AddCommand(newGendoc(e)) // hidden: man pages and completions for make install (gendoc.go)
 	return root
 }
 
@@ -76,16 +88,23 @@ func configPath(cipherDir, override string) string {
 	return filepath.Join(cipherDir, config.FileName)
 }
 
-// loadConfig loads a config and maps its failures to exit codes.
+// loadConfig loads a config and maps its failures to exit codes. A
+// missing or damaged config points to cryptfs recover: the directory may
+// well hold data (never to init, which would start a new tree).
 func loadConfig(path string, allowWeak bool) (*config.Config, error) {
 	cfg, err := config.Load(path, config.LoadOptions{AllowWeakKDF: allowWeak})
+	dir := filepath.Dir(path)
 	switch {
 	case err == nil:
 		return cfg, nil
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, withCode(exitNoConfig, "no %s found: is %s a cryptfs directory? Create one with 'cryptfs init %s'",
-			filepath.Base(path), filepath.Dir(path), filepath.Dir(path))
-	case errors.Is(err, config.ErrWeakKDF), errors.Is(err, config.ErrUnsupported), errors.Is(err, config.ErrCorrupt):
+		return nil, withCode(exitNoConfig, "no %s found in %s: either it is not a cryptfs directory, or its config is lost; "+
+			"put your copy of %s back, or write a new one with the recovery key: cryptfs recover %s",
+			filepath.Base(path), dir, filepath.Base(path), dir)
+	case errors.Is(err, config.ErrCorrupt):
+		return nil, withCode(exitBadConfig, "%w; put your copy of %s back, or write a new one with the recovery key: cryptfs recover %s",
+			err, filepath.Base(path), dir)
+	case errors.Is(err, config.ErrWeakKDF), errors.Is(err, config.ErrUnsupported):
 		return nil, &codedError{code: exitBadConfig, err: err}
 	default:
 		return nil, err
@@ -108,6 +127,15 @@ func (u *unlockFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&u.config, "config", "", "use the config `FILE` instead of CIPHERDIR/cryptfs.conf")
 	c.Flags().BoolVar(&u.insecureKDF, "insecure-kdf", false, "accept KDF parameters below the safe minimum (tests only)")
 	c.Flags().MarkHidden("insecure-kdf")
+	c.PreRunE = func(*cobra.Command, []string) error { return u.check() }
+}
+
+// check refuses conflicting ways to give the password.
+func (u *unlockFlags) check() error {
+	if u.passfile != "" && u.extpass != "" {
+		return withCode(exitUsage, "--passfile and --extpass are two ways to give the same password: use one")
+	}
+	return nil
 }
 
 func (u *unlockFlags) secrets(e env) *secrets {

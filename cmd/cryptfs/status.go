@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -15,7 +16,11 @@ func newStatus(e env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status [flags] MOUNTPOINT",
 		Short: "Show a mount's daemon, fast-path tier and log file",
-		Args:  args(1),
+		Long: `status asks the daemon serving MOUNTPOINT about itself. It finds the daemon
+from the mount (its owner and connection), from any shell of the owner and
+from root. A mount whose daemon has exited (killed, crashed) is reported as
+dead (exit code 21): 'cryptfs unmount' removes it.`,
+		Args: args(1),
 		RunE: func(c *cobra.Command, a []string) error {
 			st, err := statusOf(a[0])
 			if err != nil {
@@ -38,18 +43,40 @@ func newStatus(e env) *cobra.Command {
 	return c
 }
 
+// statusOf asks the daemon of the mount at mnt for its status; a mount
+// whose daemon does not answer is an error that says why and what to do.
 func statusOf(mnt string) (control.Status, error) {
-	abs, err := filepath.Abs(mnt)
+	d, err := findDaemon(mnt)
 	if err != nil {
 		return control.Status{}, err
 	}
-	dev, err := control.Device(abs)
+	return d.Status, nil
+}
+
+// findDaemon finds the live daemon of the cryptfs mount at mnt.
+func findDaemon(mnt string) (control.Daemon, error) {
+	abs, err := filepath.Abs(mnt)
 	if err != nil {
-		return control.Status{}, withCode(exitNotMounted, "%s is not a cryptfs mount", abs)
+		return control.Daemon{}, err
 	}
-	st, err := control.GetStatus(dev)
+	d, err := control.Find(abs)
+	if errors.Is(err, control.ErrNotCryptfs) {
+		return d, withCode(exitNotMounted, "%s is not a cryptfs mount", abs)
+	}
 	if err != nil {
-		return st, withCode(exitNotMounted, "%s: %v", abs, err)
+		return d, err
 	}
-	return st, nil
+	switch d.State {
+	case control.Live:
+		return d, nil
+	case control.Dead:
+		return d, withCode(exitDeadMount, "%s is a dead mount: its daemon has exited (killed or crashed), and every access fails with \"Transport endpoint is not connected\"; run 'cryptfs unmount %s' to remove it", abs, abs)
+	case control.Unreachable:
+		pid := "its daemon runs"
+		if d.PID > 0 {
+			pid = fmt.Sprintf("its daemon (pid %d) runs", d.PID)
+		}
+		return d, fmt.Errorf("%s: %s but does not answer on its control socket (%v); 'cryptfs unmount %s' still works", abs, pid, d.Why, abs)
+	}
+	return d, fmt.Errorf("%s: cannot tell whether its daemon runs: %v", abs, d.Why)
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent check of the cryptfs format v2 test vectors.
+"""Independent check of the cryptfs format v2 test vectors (reverse mode's too).
 
 Written from docs/format.md alone (not from the Go code), with the Python
 'cryptography' package and hashlib. File names use a pure-Python ChaCha20
@@ -245,6 +245,71 @@ def verify_crypt(path):
         check(stored == s["stored"], s["name"])
 
 
+def verify_reverse(path):
+    """Reverse mode (section 13): values derived with keyed BLAKE2b from view
+    paths and plaintexts; every stored value opens with the forward reader."""
+    v = json.load(open(path))
+    master = bytes.fromhex(v["master_key"])
+    keys = {}
+    for sk in v["subkeys"]:
+        keys[sk["purpose"]] = subkey(master, sk["purpose"])
+        check(sk["info"] == "cryptfs v2 " + sk["purpose"] and keys[sk["purpose"]].hex() == sk["key"], "subkey " + sk["purpose"])
+    content, symkey, xkey = subkey(master, "content"), subkey(master, "symlink"), subkey(master, "xattr-value")
+
+    def prf(purpose, n, msg):
+        return hashlib.blake2b(msg, digest_size=n, key=keys[purpose]).digest()
+
+    def file_id(p):
+        return prf("reverse-file-id", 16, p.encode())
+
+    for f in v["file_ids"]:
+        check(file_id(f["path"]).hex() == f["value"], f["name"])
+    for d in v["dir_ivs"]:
+        want = bytes(16) if d.get("deterministic_names") else prf("reverse-dir-iv", 16, d["path"].encode())
+        check(want.hex() == d["value"], d["name"])
+    for b in v["blocks"]:
+        fid = file_id(b["path"])
+        ad = fid + struct.pack(">Q", b["block_number"])
+        check(fid.hex() == b["file_id"] and ad.hex() == b["additional_data"], b["name"] + " file ID")
+        if "error" in b:
+            stored = bytes.fromhex(b["stored"])
+            try:
+                xopen(content, stored[:24], stored[24:], ad)
+                check(False, b["name"] + " should fail")
+            except InvalidTag:
+                check(b["error"] == "authentication failed", b["name"])
+            continue
+        plain = bytes(i % 251 for i in range(4096)) if "plaintext_rule" in b else bytes.fromhex(b["plaintext"])
+        nonce = prf("reverse-block-nonce", 24, ad + plain)
+        check(nonce.hex() == b["nonce"], b["name"] + " nonce")
+        stored = nonce + xseal(content, nonce, plain, ad)
+        if "stored_sha256" in b:
+            check(hashlib.sha256(stored).hexdigest() == b["stored_sha256"] and len(stored) == b["stored_len"]
+                  and stored.hex().startswith(b["stored_prefix"]), b["name"])
+        else:
+            check(stored.hex() == b["stored"], b["name"])
+        check(xopen(content, stored[:24], stored[24:], ad) == plain, b["name"] + " forward open")
+    for s in v["symlinks"]:
+        fid = file_id(s["path"])
+        padded = pad32(s["target"].encode())
+        nonce = prf("reverse-symlink-nonce", 24, fid + padded)
+        stored = b64url(nonce + xseal(symkey, nonce, padded, b""))
+        check(fid.hex() == s["file_id"] and nonce.hex() == s["nonce"] and stored == s["stored"], s["name"])
+    for x in v["xattrs"]:
+        fid = file_id(x["path"])
+        _, enc = seal_padded(subkey(master, "xattr-name-siv"), subkey(master, "xattr-name-enc"), bytes(16),
+                             pad_name(x["plaintext"].encode()))
+        check("user." + enc == x["lower"], x["name"] + " name")
+        lower = x["lower"].encode()
+        value = bytes.fromhex(x["value"])
+        nonce = prf("reverse-xattr-nonce", 24, fid + struct.pack(">H", len(lower)) + lower + value)
+        sealed = nonce + xseal(xkey, nonce, value, lower)
+        check(fid.hex() == x["file_id"] and nonce.hex() == x["nonce"] and sealed.hex() == x["sealed"], x["name"])
+    for i in v["inodes"]:
+        h = prf("reverse-inode", 8, bytes([i["attempt"], i["class"]]) + i["path"].encode())
+        check(struct.unpack(">Q", h)[0] & ~(1 << 63) == i["inode"], i["name"])
+
+
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -309,5 +374,6 @@ def verify_config(path, conf_dir):
 if __name__ == "__main__":
     self_test_chacha20()
     verify_crypt("crypt/testdata/vectors.json")
+    verify_reverse("crypt/testdata/reverse_vectors.json")
     verify_config("crypt/config/testdata/vectors.json", "crypt/config/testdata")
     print("ok")

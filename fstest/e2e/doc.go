@@ -13,10 +13,25 @@
 //     concurrency, crash (kill -9), faults (ENOSPC, read-only lower,
 //     changes behind the daemon's back), tampering and hostile input;
 //     workers_test.go runs their worker processes.
+//   - reverse_test.go: reverse mode (init/mount --reverse) with real
+//     tools: a cp -a copy, rsync and restic backups of a view mount in
+//     forward mode and give the plaintext back; views are identical across
+//     mounts; one changed block changes one stored block; the second rsync
+//     or restic run finds only the changed files; every change is EROFS.
+//     rsync and restic tests skip where the tool is missing (make deps
+//     installs both).
 //   - harness_test.go: the harness's own promises (background mounts,
 //     kill -9, a refused unmount of a busy mount, a refused second mount,
 //     Abort of a hung daemon, a daemon of another user with its own
 //     environment).
+//   - conflict_test.go: sync tools' conflict copies (Syncthing, Dropbox,
+//     Nextcloud, ownCloud, OneDrive) listed, read, written, resolved
+//     through a mount, and listed by fsck as conflicts.
+//   - backup_test.go: the cipher tree backed up with restic and rsync and
+//     restored with `cryptfs restore` and by mounting the copy, compared
+//     with the plaintext (skips without the tools).
+//   - pathlen_test.go: the cipher path lengths of the Go tree on real
+//     cryptfs and gocryptfs mounts (at most twice gocryptfs's).
 //   - fastpath_test.go, tier_test.go, listing_test.go, xattrns_test.go: the
 //     metadata fast path through a real daemon: every tier answers like
 //     the daemon, no stale fact survives a change, and the requests that

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,7 +175,8 @@ func TestHarnessAbort(t *testing.T) {
 // TestHarnessOtherUser: the CLI as another user (nobody) with its own
 // environment (XDG_RUNTIME_DIR): an unprivileged daemon mounts through
 // fusermount3, the harness hears its READY=1, status and stats find its
-// control socket in that runtime directory, and it unmounts as that user.
+// control socket in the user's runtime directory (from the uid, whatever
+// XDG_RUNTIME_DIR says), and it unmounts as that user.
 // /dev/fuse is 0600 on these machines: UserFUSE makes it 0666 for the
 // test's duration and puts the mode back.
 func TestHarnessOtherUser(t *testing.T) {
@@ -210,8 +212,19 @@ func TestHarnessOtherUser(t *testing.T) {
 	if owner := processUID(t, m.PID()); owner != uid {
 		t.Errorf("the daemon runs as uid %d, want %d", owner, uid)
 	}
-	if _, err := os.Stat(filepath.Join(dirs["run"], "cryptfs")); err != nil {
-		t.Errorf("no control directory in the user's XDG_RUNTIME_DIR: %v", err)
+	// The control socket is in the user's runtime directory, which
+	// depends on the uid alone (XDG_RUNTIME_DIR is not consulted).
+	found := false
+	for _, d := range []string{fmt.Sprintf("/run/user/%d/cryptfs", uid), fmt.Sprintf("/tmp/cryptfs-%d", uid)} {
+		if _, err := os.Stat(filepath.Join(d, fmt.Sprintf("%d.sock", st.Device))); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no control socket %d.sock in the runtime directory of uid %d", st.Device, uid)
+	}
+	if _, err := os.Stat(filepath.Join(dirs["run"], "cryptfs")); err == nil {
+		t.Errorf("a control directory in XDG_RUNTIME_DIR, which another shell of the user would not find")
 	}
 	_, err = m.Stats(ctx)
 	mustDo(t, err)

@@ -1,15 +1,53 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
-// TestMain removes the cryptfs binary the tests built.
+// TestMain removes the cryptfs binary the tests built, and fails the run
+// if a daemon of the binary under test outlived the tests.
 func TestMain(m *testing.M) {
+	before := daemons()
 	code := m.Run()
+	for pid, cmdline := range daemons() {
+		if _, ok := before[pid]; !ok {
+			fmt.Fprintf(os.Stderr, "FAIL: a cryptfs daemon outlived the tests: pid %d: %s\n", pid, cmdline)
+			code = 1
+		}
+	}
 	cryptfstest.RemoveBinary()
 	os.Exit(code)
+}
+
+// daemons returns the processes running $CRYPTFS_BIN (the binary under
+// test, as make test sets it), by pid, with their command line; none when
+// it is not set.
+func daemons() map[int]string {
+	out := map[int]string{}
+	bin := os.Getenv("CRYPTFS_BIN")
+	if bin == "" {
+		return out
+	}
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return out
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == bin {
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			out[pid] = string(cmdline)
+		}
+	}
+	return out
 }

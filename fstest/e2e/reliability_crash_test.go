@@ -174,7 +174,12 @@ func TestReliabilityCrash(t *testing.T) {
 		}
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		killed := time.Now().UnixNano()
-		mustDo(t, m.Abort())
+		// A crash: the daemon dies, the kernel aborts the connection as
+		// its /dev/fuse closes, and every later request of the workers
+		// fails. The dead mount stays until the workers have ended: with
+		// it detached, a worker's next create would land in the
+		// directory underneath and it would write on forever.
+		mustDo(t, m.Kill())
 		nsynced, ninflight := 0, 0
 		for _, w := range ws {
 			for _, e := range w.wait(t, time.Minute) {
@@ -204,6 +209,7 @@ func TestReliabilityCrash(t *testing.T) {
 				}
 			}
 		}
+		mustDo(t, m.Abort())
 		t.Logf("round %d: killed after %d files synced, %d being written", round, nsynced, ninflight)
 
 		code, rep := fsckReport(t, cipher)

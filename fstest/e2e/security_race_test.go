@@ -220,9 +220,9 @@ func TestPrivilegeRace(t *testing.T) {
 			}
 			// The user makes their directory and file through the mount.
 			u, f := filepath.Join(m.Dir, "u"), filepath.Join(m.Dir, "u", "f")
-			runAs(t, uid, gid, "mkdir", u)
-			runAs(t, uid, gid, "write", f)
-			runAs(t, uid, gid, "write", filepath.Join(u, "g"))
+			raceStep(t, uid, gid, "mkdir", u)
+			raceStep(t, uid, gid, "write", f)
+			raceStep(t, uid, gid, "write", filepath.Join(u, "g"))
 			lowerU, lowerF, lowerG := lowerPathOf(t, cipher, "u"), lowerPathOf(t, cipher, "u/f"), lowerPathOf(t, cipher, "u/g")
 			for _, p := range []string{lowerU, lowerF, lowerG} {
 				mustDo(t, unix.Lstat(p, &st))
@@ -230,7 +230,7 @@ func TestPrivilegeRace(t *testing.T) {
 					t.Errorf("%s: lower owner %d:%d, want the creator %d:%d", filepath.Base(p), st.Uid, st.Gid, uid, gid)
 				}
 			}
-			runAs(t, uid, gid, "remove", filepath.Join(u, "g"))
+			raceStep(t, uid, gid, "remove", filepath.Join(u, "g"))
 			// Root's hard links to the victim in the user's directory
 			// (made by root: no protected_hardlinks question).
 			v, v2 := filepath.Join(lowerU, "V"), filepath.Join(lowerU, "V2")
@@ -263,9 +263,9 @@ func TestPrivilegeRace(t *testing.T) {
 	}
 }
 
-// runAs runs one step (raceHelper's "mkdir", "write" or "remove") as
+// raceStep runs one step (raceHelper's "mkdir", "write" or "remove") as
 // uid:gid in a child process.
-func runAs(t *testing.T, uid, gid int, role, path string) {
+func raceStep(t *testing.T, uid, gid int, role, path string) {
 	t.Helper()
 	if res := startRace(t, raceSpec{Role: role, UID: uid, GID: gid, A: path})(); res.Done != 1 {
 		t.Fatalf("%s %s as %d:%d: %v", role, path, uid, gid, res.Errnos)

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -563,8 +564,40 @@ type worker struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	events chan workerEvent
-	stderr bytes.Buffer
+	stderr lockedBuffer // written by exec's copier while wait may read it
 	done   chan struct{}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// kernelStacks describes where a process's threads are in the kernel
+// (state, wchan and stack of each), for a worker that does not finish.
+func kernelStacks(pid int) string {
+	var sb strings.Builder
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		stat, _ := os.ReadFile(task + "/stat")
+		wchan, _ := os.ReadFile(task + "/wchan")
+		stack, _ := os.ReadFile(task + "/stack")
+		fmt.Fprintf(&sb, "task %s: %s\n  wchan %s\n%s", filepath.Base(task), strings.TrimSpace(string(stat)), wchan, stack)
+	}
+	return sb.String()
 }
 
 // startWorker starts a worker process; it is killed at the end of the test if still
@@ -630,8 +663,9 @@ func (w *worker) wait(t *testing.T, timeout time.Duration) []workerEvent {
 			}
 			evs = append(evs, e)
 		case <-ctx.Done():
+			stacks := kernelStacks(w.cmd.Process.Pid)
 			w.cmd.Process.Kill()
-			t.Fatalf("worker %s %d still running after %v (hung in the filesystem?); stderr:\n%s", w.spec.Kind, w.spec.ID, timeout, w.stderr.String())
+			t.Fatalf("worker %s %d still running after %v (hung in the filesystem?); stderr:\n%s\nits threads in the kernel:\n%s", w.spec.Kind, w.spec.ID, timeout, w.stderr.String(), stacks)
 		}
 	}
 }

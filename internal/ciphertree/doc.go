@@ -18,7 +18,13 @@
 //   - Extended attributes: Xattrs lists and decrypts a file's attributes.
 //   - Tree: a whole tree opened from (directory, *crypt.Suite) for use
 //     without a mount: plaintext path to lower path and back, reading a
-//     file's plaintext, creating entries.
+//     file's plaintext, creating entries; Dir walks it a directory at a
+//     time (walk.go).
+//   - Conflict copies of sync tools (conflict.go): DecodeConflict,
+//     ListDir (a directory as a reader shows it, docs/format.md section
+//     12.3), ResolveName, HasConflictCopies.
+//   - Sparse files (sparse.go): DataBlocks skips the blocks in the lower
+//     file's holes, for whoever reads whole files.
 //
 // What it promises:
 //

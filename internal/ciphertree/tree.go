@@ -69,7 +69,7 @@ func (t *Tree) parent(plain string) (dfd int, lowerDir string, last Name, err er
 	for i, p := range parts {
 		iv, err := DirIV(t.s, dfd)
 		if err == nil {
-			last, err = EncodeName(t.s, iv, p)
+			last, err = ResolveName(t.s, dfd, iv, p) // conflict.go
 		}
 		if err != nil {
 			unix.Close(dfd)
@@ -120,7 +120,7 @@ func (t *Tree) PlainPath(lower string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", path.Join(parts[:i]...), err)
 		}
-		p, err := DecodeName(t.s, dfd, iv, l)
+		p, err := decodeAny(t.s, dfd, iv, l) // conflict.go
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", path.Join(parts[:i+1]...), err)
 		}

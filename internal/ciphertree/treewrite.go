@@ -75,14 +75,6 @@ func (t *Tree) dirFd(plain string) (int, error) {
 	return fd, nil
 }
 
-// Lstat returns the lower stat of plaintext path plain (the cipher root
-// for ""), not following a symlink. Sizes are cipher sizes.
-func (t *Tree) Lstat(plain string) (unix.Stat_t, error) {
-	var st unix.Stat_t
-	err := t.withFd(plain, func(fd int) error { return Fstat(fd, &st) })
-	return st, err
-}
-
 // withFd runs fn with an O_PATH descriptor of plain's lower inode (the
 // cipher root for ""), reached without following symlinks.
 func (t *Tree) withFd(plain string, fn func(fd int) error) error {

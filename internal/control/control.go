@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
@@ -101,25 +105,18 @@ type request struct {
 	Cmd string `json:"cmd"`
 }
 
-// Dir returns the runtime directory for sockets: $CRYPTFS_RUNTIME_DIR if
-// set, else /run/cryptfs for root and $XDG_RUNTIME_DIR/cryptfs otherwise.
-func Dir() string {
-	if d := os.Getenv("CRYPTFS_RUNTIME_DIR"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/run/cryptfs"
-	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "cryptfs")
-	}
-	return filepath.Join(os.TempDir(), "cryptfs-"+strconv.Itoa(os.Geteuid()))
-}
+// Limits of the protocol: a request is one short line, a reply one JSON
+// document; both sides give up on a peer that is slower than ioTimeout.
+const (
+	maxRequest = 4 << 10
+	maxReply   = 1 << 20
+)
 
-// SocketPath returns the socket path of the connection with device dev.
-func SocketPath(dev uint32) string {
-	return filepath.Join(Dir(), fmt.Sprintf("%d-%d.sock", dev>>20, dev&(1<<20-1)))
-}
+var ioTimeout = 5 * time.Second // a variable for tests
+
+// SocketName is the control socket's name in the runtime directory: the
+// connection's device number (major<<20|minor) in decimal.
+func SocketName(dev uint32) string { return strconv.FormatUint(uint64(dev), 10) + ".sock" }
 
 // Server listens on the socket for dev and answers until Close.
 type Server struct {
@@ -132,12 +129,21 @@ type Server struct {
 	conns map[net.Conn]struct{}
 }
 
-// Listen creates the socket for dev.
+// Listen creates the control socket for the connection dev in this
+// user's runtime directory (RuntimeDir).
 func Listen(dev uint32, h Handler) (*Server, error) {
-	if err := os.MkdirAll(Dir(), 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", Dir(), err)
+	dir, err := RuntimeDir()
+	if err != nil {
+		return nil, err
 	}
-	path := SocketPath(dev)
+	return ListenAt(filepath.Join(dir, SocketName(dev)), h)
+}
+
+// ListenAt creates the control socket at path (in a directory the caller
+// checked). Only root and this process's user may talk to it: the
+// socket's mode is 0600, and each client's credentials (SO_PEERCRED) are
+// checked as well.
+func ListenAt(path string, h Handler) (*Server, error) {
 	os.Remove(path) // a stale socket of a dead daemon for a reused device number
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -152,6 +158,9 @@ func Listen(dev uint32, h Handler) (*Server, error) {
 	go s.serve(h)
 	return s, nil
 }
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.path }
 
 func (s *Server) serve(h Handler) {
 	defer s.wg.Done()
@@ -172,27 +181,65 @@ func (s *Server) serve(h Handler) {
 				s.mu.Unlock()
 				c.Close()
 			}()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			line, err := bufio.NewReader(c).ReadBytes('\n')
-			if err != nil {
-				return
-			}
-			var req request
-			if json.Unmarshal(line, &req) != nil {
-				return
-			}
-			var reply any
-			switch req.Cmd {
-			case "status":
-				reply = h.Status()
-			case "stats":
-				reply = h.Stats()
-			default:
-				reply = map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
-			}
-			json.NewEncoder(c).Encode(reply)
+			answer(c, h)
 		}()
 	}
+}
+
+// answer reads one request from c and writes the reply.
+func answer(c net.Conn, h Handler) {
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	line, err := bufio.NewReaderSize(io.LimitReader(c, maxRequest), maxRequest).ReadSlice('\n')
+	if err != nil {
+		return // too long, too slow, or cut short
+	}
+	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
+		json.NewEncoder(c).Encode(map[string]string{"error": "permission denied"})
+		return
+	}
+	if reply := handle(line, h); reply != nil {
+		json.NewEncoder(c).Encode(reply)
+	}
+}
+
+// handle answers one request line (a client's bytes: anything at all);
+// nil means no answer (not a request).
+func handle(line []byte, h Handler) any {
+	var req request
+	if json.Unmarshal(line, &req) != nil {
+		return nil
+	}
+	switch req.Cmd {
+	case "status":
+		return h.Status()
+	case "stats":
+		return h.Stats()
+	}
+	return map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
+}
+
+// peerUID returns the uid of the process at the other end of a unix
+// socket connection (SO_PEERCRED, as of its connect or listen).
+func peerUID(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if cerr != nil {
+		return -1, cerr
+	}
+	return int(cred.Uid), nil
 }
 
 // Close stops serving, cuts the connections still open and waits until no
@@ -228,31 +275,115 @@ func fileIno(path string) uint64 {
 // ErrNoDaemon means no daemon answers for the mount.
 var ErrNoDaemon = errors.New("no cryptfs daemon answers for this mount")
 
-func call(dev uint32, cmd string, out any) error {
-	c, err := net.DialTimeout("unix", SocketPath(dev), 5*time.Second)
+// ErrImpostor means the process listening on a mount's control socket
+// runs as neither the mount's owner nor root.
+var ErrImpostor = errors.New("the control socket is served by another user: not this mount's daemon")
+
+// callAt sends cmd to the socket at path, whose server must run as owner
+// or root, and decodes the reply into out. refused reports that the
+// socket exists but nobody listens (its daemon is gone).
+func callAt(path string, owner int, cmd string, out any) (refused bool, err error) {
+	c, err := net.DialTimeout("unix", path, ioTimeout)
 	if err != nil {
-		return fmt.Errorf("%w (%v)", ErrNoDaemon, err)
+		return errors.Is(err, syscall.ECONNREFUSED), fmt.Errorf("%w (%w)", ErrNoDaemon, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(c, "{\"cmd\":%q}\n", cmd); err != nil {
-		return err
+	uid, err := peerUID(c)
+	if err != nil {
+		return false, err
 	}
-	return json.NewDecoder(c).Decode(out)
+	if uid != owner && uid != 0 {
+		return false, fmt.Errorf("%s: %w (uid %d, the mount belongs to uid %d)", path, ErrImpostor, uid, owner)
+	}
+	c.SetDeadline(time.Now().Add(2 * ioTimeout))
+	if _, err := fmt.Fprintf(c, "{\"cmd\":%q}\n", cmd); err != nil {
+		return false, err
+	}
+	data, err := io.ReadAll(io.LimitReader(c, maxReply+1))
+	if err != nil {
+		return false, fmt.Errorf("read the reply of %s: %w", path, err)
+	}
+	if len(data) > maxReply {
+		return false, fmt.Errorf("the reply of %s is longer than %d bytes", path, maxReply)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		return false, fmt.Errorf("%s: %s", path, e.Error)
+	}
+	return false, json.Unmarshal(data, out)
+}
+
+// call asks the daemon serving m: at the socket named after m's device in
+// each runtime directory of m's owner (never the caller's).
+func call(m mountinfo.Mount, cmd string, out any) (refused bool, err error) {
+	owner, err := m.OwnerUID()
+	if err != nil {
+		return false, err
+	}
+	dirs := runtimeDirs(owner)
+	err = fmt.Errorf("%w (no control socket %s in %s)", ErrNoDaemon, SocketName(m.Device()), strings.Join(dirs, " or "))
+	for _, dir := range dirs {
+		r, cerr := callAt(filepath.Join(dir, SocketName(m.Device())), owner, cmd, out)
+		if cerr == nil {
+			return false, nil
+		}
+		refused = refused || r
+		if !errors.Is(cerr, fs.ErrNotExist) {
+			err = cerr
+		}
+	}
+	return refused, err
+}
+
+// StatusOf asks the daemon that serves the mount m for its status.
+func StatusOf(m mountinfo.Mount) (Status, error) {
+	var s Status
+	_, err := call(m, "status", &s)
+	if err == nil && s.Device != m.Device() {
+		err = fmt.Errorf("%w: the socket of connection %d answered for connection %d", ErrNoDaemon, m.Device(), s.Device)
+	}
+	return s, err
+}
+
+// StatsOf asks the daemon that serves the mount m for its request figures.
+func StatsOf(m mountinfo.Mount) (Stats, error) {
+	var s Stats
+	_, err := call(m, "stats", &s)
+	return s, err
+}
+
+// mountOf finds the mount of connection dev in the mount table.
+func mountOf(dev uint32) (mountinfo.Mount, error) {
+	ms, err := mountinfo.Read()
+	if err != nil {
+		return mountinfo.Mount{}, err
+	}
+	for _, m := range ms {
+		if m.IsFUSE() && m.Device() == dev {
+			return m, nil
+		}
+	}
+	return mountinfo.Mount{}, fmt.Errorf("connection %d: %w", dev, mountinfo.ErrNotMounted)
 }
 
 // GetStatus asks the daemon of connection dev for its status.
 func GetStatus(dev uint32) (Status, error) {
-	var s Status
-	err := call(dev, "status", &s)
-	return s, err
+	m, err := mountOf(dev)
+	if err != nil {
+		return Status{}, err
+	}
+	return StatusOf(m)
 }
 
 // GetStats asks the daemon of connection dev for its request figures.
 func GetStats(dev uint32) (Stats, error) {
-	var s Stats
-	err := call(dev, "stats", &s)
-	return s, err
+	m, err := mountOf(dev)
+	if err != nil {
+		return Stats{}, err
+	}
+	return StatsOf(m)
 }
 
 // Device returns the FUSE connection number (major<<20|minor) of the

@@ -47,6 +47,25 @@ type Options struct {
 	// Ready, if not nil, is called exactly once: with nil once the mount
 	// answers, or with the error that kept it from mounting.
 	Ready func(error)
+	// Mounted, if not nil, is called with the mount's status (its tier
+	// among it) just before Ready(nil).
+	Mounted func(control.Status)
+
+	// ReverseConfig, if set, is reverse mode: CipherDir is a plaintext
+	// directory shown encrypted and read-only (package reversefs), with
+	// this config file as the view's cryptfs.conf.
+	ReverseConfig string
+
+	lowerFD int // the locked cipher directory (set by Serve)
+
+	// Device, if set, is a /dev/fuse descriptor already mounted at
+	// Mountpoint (MountDevice: root mounts a user's home for a daemon
+	// that runs as that user). Serve serves it instead of mounting, and
+	// closes it.
+	Device *os.File
+	// Idle, if positive, unmounts the mount once it has served no request
+	// for that long and nothing keeps it busy (see idle.go).
+	Idle time.Duration
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -76,12 +95,23 @@ func Serve(ctx context.Context, o Options) (err error) {
 		crypt.Wipe(o.Master)
 		return err
 	}
+	if o.ReverseConfig != "" {
+		return serveReverse(ctx, o)
+	}
 	suite, err := crypt.New(o.Master, o.Crypt)
 	crypt.Wipe(o.Master)
 	if err != nil {
 		return err
 	}
 	defer suite.Wipe()
+	// One daemon per cipher tree, from before mount(2) until the mount is
+	// gone (the lock is released last, after the deferred unmount work).
+	lock, err := lockTree(o)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	o.lowerFD = lock.Dir()
 
 	syscall.Umask(0) // modes come from the kernel, already masked
 	raiseFileLimit()
@@ -130,6 +160,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		ReadOnly: o.ReadOnly,
 		Log:      o.Log,
 		Retain:   fastpath.MaxAttrs,
+		LowerFD:  o.lowerFD,
 	}, notifier)
 	if err != nil {
 		return err
@@ -152,8 +183,13 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 	server := fuse.NewServerWithNotifier(notifier, fsys.Server())
 	var mfs *fuse.MountedFileSystem
 	devFD := -1
-	if t.attach {
-		dev, err := mountDevice(o.Mountpoint, mopts)
+	target, release, err := mountTarget(o.Mountpoint)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if t.attach || o.Device != nil {
+		dev, err := o.device(target, mopts)
 		if err != nil {
 			return err
 		}
@@ -163,21 +199,22 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		// gets a duplicate; dev stays open (and reachable) until we return.
 		defer dev.Close()
 		if devFD, err = unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 0); err != nil {
-			unix.Unmount(o.Mountpoint, unix.MNT_DETACH)
+			mountinfo.Unmount(o.Mountpoint, true)
 			return fmt.Errorf("dup /dev/fuse: %w", err)
 		}
 		if mfs, err = fuse.Mount(fmt.Sprintf("/dev/fd/%d", devFD), server, fusefs.MountConfig(mopts)); err != nil {
-			unix.Unmount(o.Mountpoint, unix.MNT_DETACH)
+			mountinfo.Unmount(o.Mountpoint, true)
 			return fmt.Errorf("serve %s: %w", o.Mountpoint, err)
 		}
-		if err := t.fp.Attach(devFD); err != nil {
-			unix.Unmount(o.Mountpoint, 0)
+		if err := t.attachTo(devFD); err != nil {
+			mountinfo.Unmount(o.Mountpoint, false)
 			mfs.Join(context.Background())
 			return fmt.Errorf("%w: %w", errAttachFailed, err)
 		}
-	} else if mfs, err = fuse.Mount(o.Mountpoint, server, fusefs.MountConfig(mopts)); err != nil {
+	} else if mfs, err = fuse.Mount(target, server, fusefs.MountConfig(mopts)); err != nil {
 		return fmt.Errorf("mount %s: %w", o.Mountpoint, err)
 	}
+	release()
 
 	h := &controlHandler{fsys: fsys, fp: t.fp, status: control.Status{
 		PID: os.Getpid(), Mountpoint: o.Mountpoint, CipherDir: o.CipherDir,
@@ -210,11 +247,17 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		}
 	}
 	o.Log.Info().Str("mountpoint", o.Mountpoint).Str("fast_path", t.tier.String()).Msg("mounted")
+	if o.Mounted != nil {
+		o.Mounted(h.Status())
+	}
 	o.Ready(nil)
 	sdNotify("READY=1\nSTATUS=Mounted " + o.Mountpoint + " (fast path: " + t.tier.String() + ")")
 
 	served := make(chan struct{})
 	defer close(served)
+	if o.Idle > 0 {
+		go idleLock(served, o, h)
+	}
 	go func() {
 		select {
 		case <-served:

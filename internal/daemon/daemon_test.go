@@ -197,6 +197,7 @@ func child() int {
 		Master:     master,
 		FastPath:   mode,
 		BPFShadow:  os.Getenv("CRYPTFS_TEST_SHADOW") != "",
+		ReadOnly:   os.Getenv("CRYPTFS_TEST_RO") != "",
 		Log:        zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 		Ready: func(err error) {
 			if err != nil {
@@ -240,61 +241,11 @@ func testServe(t *testing.T, tier string) {
 		}
 		fp.Close()
 	}
-	t.Setenv("CRYPTFS_RUNTIME_DIR", t.TempDir())
-	cipher, mnt := t.TempDir(), t.TempDir()
+	cipher, mnt := newCipher(t), t.TempDir()
 	master := bytes.Repeat([]byte{5}, crypt.KeyLen)
-	dfd, err := unix.Open(cipher, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ciphertree.WriteDirIV(dfd)
-	unix.Close(dfd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "CRYPTFS_TEST_KEY="+hex.EncodeToString(master),
-		"CRYPTFS_TEST_TIER="+tier, "CRYPTFS_TEST_CIPHER="+cipher, "CRYPTFS_TEST_MOUNT="+mnt)
-	if shadow {
-		cmd.Env = append(cmd.Env, "CRYPTFS_TEST_SHADOW=1")
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	readyLine, exited := make(chan string, 1), make(chan error, 1)
-	go func() {
-		r := bufio.NewReader(out)
-		line, _ := r.ReadString('\n')
-		readyLine <- strings.TrimSpace(line)
-		io.Copy(io.Discard, r)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if _, err := mountinfo.At(mnt); err == nil {
-			if dev, err := mountinfo.FUSEDevice(mnt); err == nil {
-				mountinfo.AbortFUSE(dev)
-			}
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-		cmd.Process.Kill()
-	})
-	select {
-	case line := <-readyLine:
-		if line != "ok" {
-			t.Fatalf("daemon: %q; stderr:\n%s", line, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the daemon did not report ready; stderr:\n%s", stderr.String())
+	cmd, exited, stderr, line := startChild(t, tier, cipher, mnt, master)
+	if line != "ok" {
+		t.Fatalf("daemon: %q; stderr:\n%s", line, stderr.String())
 	}
 
 	data := bytes.Repeat([]byte("cryptfs "), 1000)
@@ -396,6 +347,114 @@ func testServe(t *testing.T, tier string) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("offline read: %d bytes, %v", len(got), err)
 	}
+}
+
+// newCipher returns a new cipher directory (just the top directory's IV).
+func newCipher(t *testing.T) string {
+	t.Helper()
+	cipher := t.TempDir()
+	dfd, err := unix.Open(cipher, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ciphertree.WriteDirIV(dfd)
+	unix.Close(dfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cipher
+}
+
+// startChild runs Serve in a child process (this test binary) and returns
+// once it reported: line is "ok" or "error ...". exited receives its exit.
+func startChild(t *testing.T, tier, cipher, mnt string, master []byte, extraEnv ...string) (cmd *exec.Cmd, exited chan error, stderr *lockedBuffer, line string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "CRYPTFS_TEST_KEY="+hex.EncodeToString(master),
+		"CRYPTFS_TEST_TIER="+tier, "CRYPTFS_TEST_CIPHER="+cipher, "CRYPTFS_TEST_MOUNT="+mnt)
+	if tier == "ebpf" {
+		cmd.Env = append(cmd.Env, "CRYPTFS_TEST_SHADOW=1")
+	}
+	cmd.Env = append(cmd.Env, extraEnv...)
+	stderr = &lockedBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readyLine := make(chan string, 1)
+	exited = make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(out)
+		line, _ := r.ReadString('\n')
+		readyLine <- strings.TrimSpace(line)
+		io.Copy(io.Discard, r)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if _, err := mountinfo.At(mnt); err == nil {
+			if dev, err := mountinfo.FUSEDevice(mnt); err == nil {
+				mountinfo.AbortFUSE(dev)
+			}
+			unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+		cmd.Process.Kill()
+	})
+	select {
+	case line = <-readyLine:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the daemon did not report; stderr:\n%s", stderr.String())
+	}
+	return cmd, exited, stderr, line
+}
+
+// TestServeOneDaemonPerTree: the daemon's own lock refuses a second
+// daemon of the same cipher tree (the command line's probe aside), naming
+// the first mount and its pid, and nothing is mounted for it; two
+// read-only daemons share a tree.
+func TestServeOneDaemonPerTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: mounting needs root")
+	}
+	cipher, mnt1, mnt2 := newCipher(t), t.TempDir(), t.TempDir()
+	master := bytes.Repeat([]byte{7}, crypt.KeyLen)
+	first, _, stderr, line := startChild(t, "off", cipher, mnt1, master)
+	if line != "ok" {
+		t.Fatalf("first daemon: %q\n%s", line, stderr.String())
+	}
+	for _, ro := range []string{"", "1"} {
+		_, exited, _, line := startChild(t, "off", cipher, mnt2, master, "CRYPTFS_TEST_RO="+ro)
+		want := fmt.Sprintf("already mounted at %s (daemon pid %d)", mnt1, first.Process.Pid)
+		if !strings.HasPrefix(line, "error") || !strings.Contains(line, want) {
+			t.Errorf("second daemon (read-only %q): %q, want an error saying %q", ro, line, want)
+		}
+		<-exited
+		if _, err := mountinfo.At(mnt2); err == nil {
+			t.Errorf("the refused daemon left a mount at %s", mnt2)
+		}
+	}
+	first.Process.Signal(syscall.SIGTERM)
+
+	// Read-only daemons share.
+	cipher = newCipher(t)
+	mnt1, mnt2 = t.TempDir(), t.TempDir()
+	for _, mnt := range []string{mnt1, mnt2} {
+		if _, _, stderr, line := startChild(t, "off", cipher, mnt, master, "CRYPTFS_TEST_RO=1"); line != "ok" {
+			t.Errorf("read-only daemon at %s: %q\n%s", mnt, line, stderr.String())
+		}
+	}
+	_, exited, _, line := startChild(t, "off", cipher, t.TempDir(), master)
+	if !strings.Contains(line, "read-only") || !strings.Contains(line, mnt1) || !strings.Contains(line, mnt2) {
+		t.Errorf("a writer beside two readers: %q, want a refusal naming both read-only mounts", line)
+	}
+	<-exited
 }
 
 // lockedBuffer is a bytes.Buffer the child's stderr copier and the test

@@ -20,18 +20,32 @@ type Problem struct {
 	Detail string `json:"detail"`
 }
 
-// Report is the outcome of a check.
-type Report struct {
-	Dirs     int       `json:"dirs"`
-	Files    int       `json:"files"`
-	Symlinks int       `json:"symlinks"`
-	Others   int       `json:"others"`
-	Blocks   int64     `json:"blocks"`
-	Xattrs   int       `json:"xattrs"`
-	Problems []Problem `json:"problems"`
+// Conflict is a sync tool's conflict copy (docs/format.md, section 12):
+// not damage, but a second version of a file that the user should
+// reconcile, by removing the copy or renaming it over the original
+// through the mount. Its content is checked like any file's.
+type Conflict struct {
+	Lower    string `json:"lower"`              // path of the copy in the cipher tree
+	Plain    string `json:"plain,omitempty"`    // the copy's plaintext path (its shown name), where known
+	Original string `json:"original,omitempty"` // plaintext path of the entry it is a copy of, where known
+	Tool     string `json:"tool"`               // syncthing, dropbox, nextcloud, owncloud or onedrive
+	Shown    bool   `json:"shown"`              // false: hidden, another entry has its name
 }
 
-// Clean reports whether no problem was found.
+// Report is the outcome of a check.
+type Report struct {
+	Dirs      int        `json:"dirs"`
+	Files     int        `json:"files"`
+	Symlinks  int        `json:"symlinks"`
+	Others    int        `json:"others"`
+	Blocks    int64      `json:"blocks"`
+	Xattrs    int        `json:"xattrs"`
+	Problems  []Problem  `json:"problems"`
+	Conflicts []Conflict `json:"conflicts"`
+}
+
+// Clean reports whether no problem was found. Conflict copies are not
+// problems.
 func (r *Report) Clean() bool { return len(r.Problems) == 0 }
 
 // maxBlockProblems caps the bad blocks listed per file.
@@ -56,6 +70,9 @@ func Check(root string, s *crypt.Suite, progress func(Report)) (*Report, error) 
 	c.dir(fd, root, "/", true)
 	if c.r.Problems == nil {
 		c.r.Problems = []Problem{}
+	}
+	if c.r.Conflicts == nil {
+		c.r.Conflicts = []Conflict{}
 	}
 	if progress != nil {
 		progress(c.r)
@@ -83,33 +100,61 @@ func (c *checker) dir(dfd int, cpath, plain string, atRoot bool) {
 		c.problem(Problem{Lower: filepath.Join(cpath, crypt.DirIVFile), Plain: plain, Kind: "diriv",
 			Detail: "the directory's name IV is missing or damaged, so none of its names can be decrypted: " + err.Error()})
 	}
-	var entries []string
-	err = ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
-		entries = append(entries, name)
-		return true
-	})
-	if err != nil {
-		c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
-		return
+	// The entries to check: every lower entry but the reserved ones,
+	// with its plaintext path where its name decodes.
+	type entry struct{ lower, plain string }
+	var entries []entry
+	join := func(name string) string {
+		if plain == "" {
+			return ""
+		}
+		return filepath.Join(plain, name)
 	}
-	for _, name := range entries {
-		if crypt.IsReserved(name, atRoot) {
-			continue
+	if ivOK {
+		l, err := ciphertree.ListDir(c.s, dfd, iv, atRoot)
+		if err != nil {
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
+			return
 		}
-		path := filepath.Join(cpath, name)
-		childPlain := ""
-		if ivOK {
-			p, err := ciphertree.DecodeName(c.s, dfd, iv, name)
-			if err != nil {
-				kind := "name"
-				if crypt.IsLongName(name) {
-					kind = "sidecar"
-				}
-				c.problem(Problem{Lower: path, Plain: plain, Kind: kind, Detail: "name does not decrypt: " + err.Error()})
-			} else if plain != "" {
-				childPlain = filepath.Join(plain, p)
+		conflict := func(e ciphertree.Entry, shown bool) {
+			c.r.Conflicts = append(c.r.Conflicts, Conflict{
+				Lower: filepath.Join(cpath, e.Lower), Plain: join(e.Name), Original: join(e.Conflict.Original),
+				Tool: string(e.Conflict.Tool), Shown: shown,
+			})
+		}
+		for _, e := range l.Entries {
+			if e.Conflict != nil {
+				conflict(e, true)
 			}
+			entries = append(entries, entry{e.Lower, join(e.Name)})
 		}
+		for _, e := range l.Shadowed {
+			conflict(e, false)
+			entries = append(entries, entry{e.Lower, ""})
+		}
+		for _, b := range l.Bad {
+			kind := "name"
+			if crypt.IsLongName(b.Lower) {
+				kind = "sidecar"
+			}
+			c.problem(Problem{Lower: filepath.Join(cpath, b.Lower), Plain: plain, Kind: kind, Detail: "name does not decrypt: " + b.Err.Error()})
+			entries = append(entries, entry{b.Lower, ""})
+		}
+	} else {
+		err = ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
+			if !crypt.IsReserved(name, atRoot) {
+				entries = append(entries, entry{name, ""})
+			}
+			return true
+		})
+		if err != nil {
+			c.problem(Problem{Lower: cpath, Plain: plain, Kind: "io", Detail: err.Error()})
+			return
+		}
+	}
+	for _, e := range entries {
+		name, childPlain := e.lower, e.plain
+		path := filepath.Join(cpath, name)
 		var st unix.Stat_t
 		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			c.problem(Problem{Lower: path, Plain: childPlain, Kind: "io", Detail: err.Error()})

@@ -330,3 +330,101 @@ func lowerXattrs(t *testing.T, path string) []string {
 	}
 	return out
 }
+
+// TestConflictCopiesListed: sync tools' conflict copies are listed as
+// conflicts, with the tool and both plaintext paths, not as damage; their
+// content is checked like any file's; a copy whose name another entry has
+// is listed as not shown.
+func TestConflictCopiesListed(t *testing.T) {
+	tr, l := testTree(t)
+	copyAs := func(src, dst string) {
+		b, err := os.ReadFile(src)
+		must(t, err)
+		must(t, os.WriteFile(dst, b, 0o644))
+	}
+	report, long := l["docs/report.txt"], l["docs/"+longName]
+	syncthing := report + ".sync-conflict-20261205-120000-ABCDEFG"
+	dropbox := report + " (conflicted copy 2026-12-05)"
+	nextcloud := filepath.Join(filepath.Dir(long), "longname (conflicted copy alice 2026-12-05 120000)"+strings.TrimPrefix(filepath.Base(long), "longname"))
+	onedrive := l["small"] + "-LAPTOP"
+	copyAs(report, syncthing)
+	copyAs(report, dropbox)
+	copyAs(long, nextcloud)
+	// An ordinary entry with the name of the OneDrive copy hides it.
+	must(t, tr.WriteFile("small-LAPTOP", []byte("ordinary"), 0o600))
+	copyAs(l["small"], onedrive)
+	// A copy with a tampered block: a conflict, and damage.
+	patch(t, dropbox, crypt.HeaderLen+30, []byte{0xff})
+
+	r, err := Check(tr.Dir(), tr.Suite(), nil)
+	must(t, err)
+	var gotC []string
+	for _, c := range r.Conflicts {
+		gotC = append(gotC, fmt.Sprintf("%s %s %s %s %v", c.Tool, c.Lower, c.Plain, c.Original, c.Shown))
+	}
+	sort.Strings(gotC)
+	wantC := []string{
+		fmt.Sprintf("syncthing %s /docs/report.txt.sync-conflict-20261205-120000-ABCDEFG /docs/report.txt true", syncthing),
+		fmt.Sprintf("dropbox %s /docs/report.txt (conflicted copy 2026-12-05) /docs/report.txt true", dropbox),
+		fmt.Sprintf("nextcloud %s /docs/%s (conflicted copy alice 2026-12-05 120000) /docs/%s true", nextcloud, longName, longName),
+		fmt.Sprintf("onedrive %s /small-LAPTOP /small false", onedrive),
+	}
+	sort.Strings(wantC)
+	if strings.Join(gotC, "\n") != strings.Join(wantC, "\n") {
+		t.Errorf("conflicts:\n  %s\nwant:\n  %s", strings.Join(gotC, "\n  "), strings.Join(wantC, "\n  "))
+	}
+	g, e := sorted(got(r)), sorted([]want{{"block", dropbox, "/docs/report.txt (conflicted copy 2026-12-05)", 0}})
+	if strings.Join(g, "\n") != strings.Join(e, "\n") {
+		t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(g, "\n  "), strings.Join(e, "\n  "))
+	}
+	if r.Files != 9 {
+		t.Errorf("%d files checked, want 9 (4 + small-LAPTOP + 4 copies)", r.Files)
+	}
+}
+
+// TestSparseFileFast: a 4 TiB sparse file with a few written blocks is
+// checked by reading its data only (SEEK_DATA/SEEK_HOLE): the check
+// counts a handful of blocks, and still finds a tampered one far into
+// the file. Read byte by byte, the file would take hours.
+func TestSparseFileFast(t *testing.T) {
+	tr, _ := testTree(t)
+	const size = 4 << 40
+	must(t, tr.WriteFile("huge", nil, 0o600))
+	lower, err := tr.LowerPath("huge")
+	must(t, err)
+	p := filepath.Join(tr.Dir(), lower)
+	fd, err := unix.Open(p, unix.O_RDWR, 0)
+	must(t, err)
+	c, err := ciphertree.OpenContent(tr.Suite(), fd)
+	must(t, err)
+	if err := c.Truncate(size); err == unix.EFBIG {
+		unix.Close(fd)
+		t.Skipf("skipping: the file system of %s cannot hold a 4 TiB sparse file", p)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []uint64{0, 1 << 40, 2<<40 + 5, size - 1} {
+		must(t, c.WriteAt([]byte("x"), off))
+	}
+	unix.Close(fd)
+	clean, err := Check(tr.Dir(), tr.Suite(), nil)
+	must(t, err)
+	if !clean.Clean() {
+		t.Fatalf("problems: %+v", clean.Problems)
+	}
+	// The test tree's 6 blocks, plus a few stored blocks around each of
+	// the 4 writes in huge (the lower file system allocates whole
+	// blocks, and the writes reserve their range first); reading the
+	// holes would be about 10^9.
+	if clean.Blocks > 6+4*8 {
+		t.Errorf("%d blocks checked: the holes were read", clean.Blocks)
+	}
+	bad := int64(1<<40) / crypt.BlockSize
+	patch(t, p, int64(crypt.BlockOffset(uint64(bad)))+50, []byte{0xff})
+	r, err := Check(tr.Dir(), tr.Suite(), nil)
+	must(t, err)
+	g, e := sorted(got(r)), sorted([]want{{"block", p, "/huge", bad}})
+	if strings.Join(g, "\n") != strings.Join(e, "\n") {
+		t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(g, "\n  "), strings.Join(e, "\n  "))
+	}
+}

@@ -38,6 +38,10 @@ type Config struct {
 	// the table and the maps, so that the fast path can answer their next
 	// LOOKUP (forget.go); 0 means DefaultRetain.
 	Retain int
+	// LowerFD, if > 0, is a descriptor of the cipher directory that New
+	// uses instead of opening Lower (which then only names it in logs):
+	// the very directory the caller locked and checked.
+	LowerFD int
 }
 
 // DefaultRetain is Config.Retain's default: the capacity of the fast
@@ -85,7 +89,11 @@ type FS struct {
 // New opens the lower directory and prepares the file system. notifier may
 // be nil (no revocations are then sent to the kernel).
 func New(cfg Config, notifier meta.Notifier) (*FS, error) {
-	fd, err := ciphertree.Openat(unix.AT_FDCWD, cfg.Lower, unix.O_PATH|unix.O_DIRECTORY, 0)
+	dirfd, name := unix.AT_FDCWD, cfg.Lower
+	if cfg.LowerFD > 0 {
+		dirfd, name = cfg.LowerFD, "."
+	}
+	fd, err := ciphertree.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open lower directory %s: %w", cfg.Lower, err)
 	}

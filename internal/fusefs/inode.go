@@ -44,6 +44,10 @@ type inode struct {
 	dirIVOK  bool
 	target   string // symlinks: decrypted target
 	targetOK bool
+
+	// Directories: the conflict copies its last listing showed, nil
+	// until listed (conflict.go). Guarded by FS.mu.
+	conflicts dirConflicts
 }
 
 // Locks: the node lock (meta.Node: Lock, RLock) orders the requests about

@@ -29,6 +29,13 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 	}
 	child, s, err := fs.find(p, pfd, ln.Lower, op.Name)
 	if err == syscall.ENOENT {
+		// A sync tool's conflict copy in a directory not listed yet
+		// (conflict.go).
+		if lower, ok := fs.conflictOnMiss(p, op.Name, ln.Lower); ok {
+			child, s, err = fs.find(p, pfd, lower, op.Name)
+		}
+	}
+	if err == syscall.ENOENT {
 		fs.negative(p, op.Name, &op.Entry)
 		return nil
 	}

@@ -77,7 +77,8 @@ func rootIVError(lower string, err error) error {
 		path, what, err, lower, lower, lower)
 }
 
-// lowerName maps a plaintext name in directory p to its lower name.
+// lowerName maps a plaintext name in directory p to its lower name (that
+// of a conflict copy shown under the name, conflict.go).
 func (fs *FS) lowerName(p *inode, name string) (ciphertree.Name, error) {
 	if len(name) > crypt.MaxLowerName {
 		return ciphertree.Name{}, syscall.ENAMETOOLONG
@@ -86,5 +87,9 @@ func (fs *FS) lowerName(p *inode, name string) (ciphertree.Name, error) {
 	if err != nil {
 		return ciphertree.Name{}, err
 	}
-	return ciphertree.EncodeName(fs.suite, iv, name)
+	ln, err := ciphertree.EncodeName(fs.suite, iv, name)
+	if err != nil {
+		return ln, err
+	}
+	return fs.resolveConflict(p, name, ln), nil // a sync tool's conflict copy (conflict.go)
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
 
-	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
@@ -55,9 +54,12 @@ func (fs *FS) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHandle
 	return nil
 }
 
-// list reads and decrypts a lower directory. Internal files are hidden;
-// names that do not decrypt (for example a sync tool's conflict copy) are
-// skipped with one warning each.
+// list reads and decrypts a lower directory by the rules of
+// docs/format.md, section 12.3 (ciphertree.ListDir). Internal files are
+// hidden; sync tools' conflict copies are shown under the original's name
+// plus the tool's marker, and recorded on n for lookups (conflict.go);
+// names that do not decrypt, and conflict copies whose name another entry
+// has, are skipped with one warning each.
 func (fs *FS) list(n *inode) ([]dirEntry, error) {
 	iv, err := fs.dirIV(n)
 	if err != nil {
@@ -75,29 +77,32 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 		{name: ".", ino: n.ID, typ: fuseutil.DT_Directory},
 		{name: "..", ino: parent, typ: fuseutil.DT_Directory},
 	}
-	atRoot := n.ID == rootID
-	err = ciphertree.ReadDir(dfd, func(lname string, ino uint64, typ uint8) bool {
-		if crypt.IsReserved(lname, atRoot) {
-			return true
-		}
-		name, err := ciphertree.DecodeName(fs.suite, dfd, iv, lname)
-		if err != nil {
-			path := fs.lowerPath(n, lname)
-			if _, seen := fs.warned.LoadOrStore(path, true); !seen {
-				fs.log.Warn().Str("op", "readdir").Uint64("inode", n.ID).Str("path", path).Err(err).
-					Msg("skipping a lower entry whose name does not decrypt")
-			}
-			return true
-		}
-		fs.mu.Lock()
-		id := fs.idFor(fs.rootDev, ino)
-		fs.mu.Unlock()
-		entries = append(entries, dirEntry{name: name, lower: lname, ino: id, typ: fuseutil.DirentType(typ)})
-		return true
-	})
+	l, err := ciphertree.ListDir(fs.suite, dfd, iv, n.ID == rootID)
 	if err != nil {
 		return nil, err
 	}
+	warn := func(lname, msg string, err error) {
+		path := fs.lowerPath(n, lname)
+		if _, seen := fs.warned.LoadOrStore(path, true); !seen {
+			ev := fs.log.Warn().Str("op", "readdir").Uint64("inode", n.ID).Str("path", path)
+			if err != nil {
+				ev = ev.Err(err)
+			}
+			ev.Msg(msg)
+		}
+	}
+	for _, b := range l.Bad {
+		warn(b.Lower, "skipping a lower entry whose name does not decrypt", b.Err)
+	}
+	for _, e := range l.Shadowed {
+		warn(e.Lower, "skipping a sync tool's conflict copy: another entry of the directory has its name", nil)
+	}
+	fs.setConflicts(n, l)
+	fs.mu.Lock()
+	for _, e := range l.Entries {
+		entries = append(entries, dirEntry{name: e.Name, lower: e.Lower, ino: fs.idFor(fs.rootDev, e.Ino), typ: fuseutil.DirentType(e.Type)})
+	}
+	fs.mu.Unlock()
 	return entries, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"github.com/jacobsa/fuse/fuseops"
 	"golang.org/x/sys/unix"
 
-	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
@@ -36,7 +35,7 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 	if err != nil {
 		return err
 	}
-	lower, long := ln.Lower, ln.Long
+	lower := ln.Lower
 	pfd, err := fs.dirFd(p)
 	if err != nil {
 		return err
@@ -64,9 +63,7 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 			return err
 		}
 	}
-	if long {
-		unix.Unlinkat(pfd, crypt.SidecarName(lower), 0)
-	}
+	fs.dropSidecar(pfd, lower) // conflict.go
 	if child := fs.known(&st); child != nil {
 		fs.removeLink(child, p, lower)
 		if isDir || st.Nlink <= 1 {

@@ -48,7 +48,7 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 	if err != nil {
 		return err
 	}
-	oldLower, oldLong := oldName.Lower, oldName.Long
+	oldLower := oldName.Lower
 	newLower, newEnc, newLong := newName.Lower, newName.Encoded, newName.Long
 	opfd, err := fs.dirFd(op1)
 	if err != nil {
@@ -92,12 +92,12 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 	}
 	if err := unix.Renameat(opfd, oldLower, npfd, newLower); err != nil {
 		if newLong && !dstExists {
-			unix.Unlinkat(npfd, crypt.SidecarName(newLower), 0)
+			fs.removeSidecar(npfd, newLower)
 		}
 		return err
 	}
-	if oldLong && (op1 != np || oldLower != newLower) {
-		unix.Unlinkat(opfd, crypt.SidecarName(oldLower), 0)
+	if op1 != np || oldLower != newLower {
+		fs.dropSidecar(opfd, oldLower) // conflict.go
 	}
 
 	if dstExists {

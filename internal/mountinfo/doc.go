@@ -1,7 +1,10 @@
 // Package mountinfo reads the kernel's mount table (/proc/self/mountinfo)
 // and handles FUSE connections by their device number: finding the
-// connection behind a mountpoint without touching the mount (so a dead
-// daemon cannot hang the caller) and aborting it through fusectl.
+// connection behind a mountpoint and its owner without touching the mount
+// (so a dead daemon cannot hang the caller), aborting it through fusectl,
+// unmounting (as root without following symlinks: OpenNoSymlinks), and
+// naming the processes that keep a mount busy (Holders, by mount ID and
+// device number from /proc, again without asking the mount).
 //
 // The device number major<<20|minor is what the kernel's fuse tracepoints
 // and /sys/fs/fuse/connections call the connection.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -14,10 +15,43 @@ import (
 
 // Mount is one line of the mount table.
 type Mount struct {
+	ID, Parent   int // mount IDs (unique system-wide; fdinfo's mnt_id)
 	Major, Minor uint32
+	Root         string // the mount's root within its file system
 	Mountpoint   string
-	FSType       string
+	FSType       string // e.g. "ext4", "fuse.cryptfs"
+	Source       string // e.g. "/dev/sda1"; a cryptfs mount's cipher directory
+	SuperOptions string // the file system's options, e.g. "rw,user_id=1000,group_id=1000"
 }
+
+// Option returns the value of a super option ("user_id" -> "1000") and
+// whether the mount has it.
+func (m Mount) Option(name string) (string, bool) {
+	for _, o := range strings.Split(m.SuperOptions, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		if k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// OwnerUID returns the uid a FUSE mount belongs to (its user_id option:
+// the user who mounted it, whose daemon serves it).
+func (m Mount) OwnerUID() (int, error) {
+	v, ok := m.Option("user_id")
+	if !ok {
+		return -1, fmt.Errorf("%s: no user_id in the mount options %q", m.Mountpoint, m.SuperOptions)
+	}
+	uid, err := strconv.Atoi(v)
+	if err != nil || uid < 0 {
+		return -1, fmt.Errorf("%s: bad user_id %q", m.Mountpoint, v)
+	}
+	return uid, nil
+}
+
+// IsCryptfs reports whether the mount is a cryptfs mount.
+func (m Mount) IsCryptfs() bool { return m.FSType == "fuse.cryptfs" }
 
 // Device returns the mount's device number, major<<20|minor.
 func (m Mount) Device() uint32 { return m.Major<<20 | m.Minor }
@@ -68,11 +102,25 @@ func Parse(line string) (Mount, bool) {
 		return Mount{}, false
 	}
 	var m Mount
+	var err error
+	if m.ID, err = strconv.Atoi(fields[0]); err != nil {
+		return Mount{}, false
+	}
+	if m.Parent, err = strconv.Atoi(fields[1]); err != nil {
+		return Mount{}, false
+	}
 	if _, err := fmt.Sscanf(fields[2], "%d:%d", &m.Major, &m.Minor); err != nil {
 		return Mount{}, false
 	}
+	m.Root = unescape(fields[3])
 	m.Mountpoint = unescape(fields[4])
 	m.FSType = fields[sep+1]
+	if sep+2 < len(fields) {
+		m.Source = unescape(fields[sep+2])
+	}
+	if sep+3 < len(fields) {
+		m.SuperOptions = unescape(fields[sep+3])
+	}
 	return m, true
 }
 
@@ -125,6 +173,24 @@ func at(ms []Mount, path string) (Mount, error) {
 		return Mount{}, fmt.Errorf("%s: %w", abs, ErrNotMounted)
 	}
 	return top, nil
+}
+
+// Below returns the mounts stacked inside the mount with ID id (its
+// children, their children, ...), from the table ms.
+func Below(ms []Mount, id int) []Mount {
+	var out []Mount
+	ids := map[int]bool{id: true}
+	for changed := true; changed; {
+		changed = false
+		for _, m := range ms {
+			if ids[m.Parent] && !ids[m.ID] {
+				ids[m.ID] = true
+				out = append(out, m)
+				changed = true
+			}
+		}
+	}
+	return out
 }
 
 // FUSEDevice returns the device number of the FUSE connection mounted at

@@ -1,13 +1,14 @@
 package mountinfo
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
 
 const mountinfoSample = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 40 22 0:45 / /mnt/plain rw,nosuid,nodev,relatime shared:20 - fuse reqstatstest rw,user_id=0,group_id=0
-41 22 0:46 / /mnt/with\040space rw,relatime shared:21 - fuse.cryptfs /cipher rw,user_id=0,group_id=0
+41 22 0:46 / /mnt/with\040space rw,relatime shared:21 - fuse.cryptfs /cipher\040dir rw,user_id=1000,group_id=1000
 42 22 0:47 / /mnt/stacked rw,relatime shared:22 - fuse a rw,user_id=0,group_id=0
 43 42 0:48 / /mnt/stacked rw,relatime shared:23 - fuse.cryptfs b rw,user_id=0,group_id=0
 44 22 8:17 / /mnt/blk rw,relatime shared:24 - fuseblk /dev/sdb1 rw,user_id=0,group_id=0
@@ -50,6 +51,39 @@ func TestFUSEDevice(t *testing.T) {
 	}
 }
 
+// TestParseFields: every field a caller uses, from lines with and without
+// optional fields, escapes in the source and the super options.
+func TestParseFields(t *testing.T) {
+	ms, err := parse(strings.NewReader(mountinfoSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ms[2]
+	if m.ID != 41 || m.Parent != 22 || m.Root != "/" || m.Mountpoint != "/mnt/with space" || m.FSType != "fuse.cryptfs" ||
+		m.Source != "/cipher dir" || m.SuperOptions != "rw,user_id=1000,group_id=1000" || !m.IsCryptfs() {
+		t.Errorf("parsed %+v", m)
+	}
+	if uid, err := m.OwnerUID(); err != nil || uid != 1000 {
+		t.Errorf("OwnerUID = %d, %v; want 1000", uid, err)
+	}
+	if _, err := ms[6].OwnerUID(); err == nil {
+		t.Errorf("OwnerUID of a mount without user_id succeeded")
+	}
+	if o := ms[8]; o.ID != 47 || o.FSType != "fuse" || o.Source != "y" || o.SuperOptions != "rw" {
+		t.Errorf("line with optional fields: %+v", o)
+	}
+	var below []int
+	for _, b := range Below(ms, 22) {
+		below = append(below, b.ID)
+	}
+	if got := fmt.Sprint(below); got != "[40 41 42 43 44 45 46 47]" {
+		t.Errorf("Below(22) = %v", got)
+	}
+	if b := Below(ms, 42); len(b) != 1 || b[0].ID != 43 {
+		t.Errorf("Below(42) = %+v, want the stacked mount 43", b)
+	}
+}
+
 func TestUnescape(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{`/plain`, `/plain`},
@@ -63,4 +97,25 @@ func TestUnescape(t *testing.T) {
 			t.Errorf("unescape(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// FuzzParse: no line of the mount table makes Parse panic, and a parsed
+// mount has the fields the line's separator promises.
+func FuzzParse(f *testing.F) {
+	for _, l := range strings.Split(mountinfoSample, "\n") {
+		f.Add(l)
+	}
+	f.Add(`1 2 3:4 / / rw - `)
+	f.Add(`1 2 3:4 / / rw shared:1 master:2 - fuse.cryptfs /a\040b rw,user_id=x`)
+	f.Fuzz(func(t *testing.T, line string) {
+		m, ok := Parse(line)
+		if !ok {
+			return
+		}
+		if m.FSType == "" {
+			t.Errorf("Parse(%q) = %+v: no file system type", line, m)
+		}
+		m.OwnerUID()
+		m.Option("user_id")
+	})
 }

@@ -63,9 +63,9 @@ func Copy(src, dst *ciphertree.Tree, opts Options) (Stats, []Problem, error) {
 		}
 	}
 	if err == nil {
-		var st unix.Stat_t
-		if st, err = src.Lstat(""); err == nil {
-			err = dst.SetAttr("", c.attr(&st, false))
+		var n ciphertree.Node
+		if n, err = src.Lstat(""); err == nil {
+			err = dst.SetAttr("", c.attr(&n.Stat, false))
 		}
 	}
 	return c.st, c.problems, err
@@ -114,12 +114,12 @@ func (c *copier) dir(p string) error {
 	if p == "" {
 		return nil // the root's mode and times: Copy
 	}
-	st, err := c.src.Lstat(p)
+	n, err := c.src.Lstat(p)
 	if err != nil {
 		c.problem(p, err)
 		return nil
 	}
-	return c.dst.SetAttr(p, c.attr(&st, true))
+	return c.dst.SetAttr(p, c.attr(&n.Stat, true))
 }
 
 // entry copies one entry whose source lower stat is st.

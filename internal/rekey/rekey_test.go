@@ -94,13 +94,13 @@ func TestCopyAndVerify(t *testing.T) {
 	must(t, err)
 	b, err := dst.Lstat("hardlink")
 	must(t, err)
-	if a.Ino != b.Ino {
+	if a.Stat.Ino != b.Stat.Ino {
 		t.Error("the hard link is a copy in the new tree")
 	}
 	sp, err := dst.Lstat("sparse")
 	must(t, err)
-	if sp.Blocks*512 > 1<<20 {
-		t.Errorf("the sparse file takes %d bytes in the copy, want a few blocks", sp.Blocks*512)
+	if sp.Stat.Blocks*512 > 1<<20 {
+		t.Errorf("the sparse file takes %d bytes in the copy, want a few blocks", sp.Stat.Blocks*512)
 	}
 	if m, err := dst.RootMode(); err != nil || m != 0o1777 {
 		t.Errorf("root mode %o, %v; want 1777", m, err)

@@ -1,0 +1,250 @@
+package crypt
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/crypto/blake2b"
+)
+
+// Reverse mode (docs/format.md, section 13): a read-only encrypted view of
+// a plaintext directory whose bytes must be the same every time it is
+// mounted, so that incremental backups of the view copy only what changed.
+// Everything forward mode draws from the CSPRNG (file IDs, directory IVs,
+// the nonces of blocks, symlink targets and attribute values) is derived
+// here with keyed BLAKE2b instead, from the node's plaintext path and, for
+// nonces, from the plaintext being sealed (a synthetic nonce, as in SIV).
+// The stored bytes are exactly forward mode's, so a forward-mode reader
+// decrypts a copy of the view without knowing how they were chosen.
+
+// Subkey purposes of reverse mode (section 2's table, continued).
+const (
+	purposeRevFileID       = "reverse-file-id"
+	purposeRevDirIV        = "reverse-dir-iv"
+	purposeRevBlockNonce   = "reverse-block-nonce"
+	purposeRevSymlinkNonce = "reverse-symlink-nonce"
+	purposeRevXattrNonce   = "reverse-xattr-nonce"
+	purposeRevInode        = "reverse-inode"
+)
+
+// reversePurposes lists the reverse-mode subkey purposes in specification
+// order.
+var reversePurposes = []string{
+	purposeRevFileID, purposeRevDirIV, purposeRevBlockNonce,
+	purposeRevSymlinkNonce, purposeRevXattrNonce, purposeRevInode,
+}
+
+// Inode classes: the second byte of the message of Reverse.Inode. A
+// plaintext node's class is its file type (the S_IFMT bits shifted right
+// by 12: 1 fifo, 2 character device, 4 directory, 6 block device, 8
+// regular file, 10 symlink, 12 socket); the view's own files have classes
+// of their own.
+const (
+	InodeClassDirIV   = 0x10 // the .cryptfs.diriv of the directory at the path
+	InodeClassSidecar = 0x11 // the long-name sidecar of the entry at the path
+	InodeClassConfig  = 0x12 // the view's cryptfs.conf (path "")
+)
+
+// InodeClassOf returns the inode class of a plaintext node from its
+// st_mode.
+func InodeClassOf(mode uint32) uint8 { return uint8(mode>>12) & 0xf }
+
+// Reverse holds the keys of reverse mode's deterministic derivations and
+// seals with the content, symlink and attribute keys of its Suite. It is
+// safe for concurrent use, except Wipe.
+type Reverse struct {
+	s            *Suite
+	fileID       [KeyLen]byte // BLAKE2b-128: file IDs from paths
+	dirIV        [KeyLen]byte // BLAKE2b-128: directory IVs from paths
+	blockNonce   [KeyLen]byte // BLAKE2b-192: synthetic nonces of content blocks
+	symlinkNonce [KeyLen]byte // BLAKE2b-192: synthetic nonces of symlink targets
+	xattrNonce   [KeyLen]byte // BLAKE2b-192: synthetic nonces of attribute values
+	inode        [KeyLen]byte // BLAKE2b-64: inode numbers of the view
+	wiped        atomic.Bool
+}
+
+// NewReverse derives the reverse-mode subkeys from master (KeyLen bytes,
+// the master key s was made from) and returns a Reverse that seals with
+// s. master is not retained. Wiping s is its owner's business; Wipe wipes
+// only the reverse-mode keys.
+func NewReverse(master []byte, s *Suite) (*Reverse, error) {
+	if len(master) != KeyLen {
+		return nil, fmt.Errorf("new reverse: master key is %d bytes, want %d", len(master), KeyLen)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("new reverse: no suite")
+	}
+	r := &Reverse{s: s}
+	for _, k := range []struct {
+		out     *[KeyLen]byte
+		purpose string
+	}{
+		{&r.fileID, purposeRevFileID},
+		{&r.dirIV, purposeRevDirIV},
+		{&r.blockNonce, purposeRevBlockNonce},
+		{&r.symlinkNonce, purposeRevSymlinkNonce},
+		{&r.xattrNonce, purposeRevXattrNonce},
+		{&r.inode, purposeRevInode},
+	} {
+		if err := deriveSubkey(k.out, master, k.purpose); err != nil {
+			r.Wipe()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Suite returns the suite the view seals with.
+func (r *Reverse) Suite() *Suite { return r.s }
+
+// Wipe zeroes the reverse-mode keys; afterwards every method fails with
+// ErrWiped. It does not wipe the Suite.
+func (r *Reverse) Wipe() {
+	r.wiped.Store(true)
+	for _, k := range []*[KeyLen]byte{&r.fileID, &r.dirIV, &r.blockNonce, &r.symlinkNonce, &r.xattrNonce, &r.inode} {
+		Wipe(k[:])
+	}
+}
+
+// CheckViewPath reports whether p is a canonical plaintext path relative
+// to the view's root: "" for the root itself, else names (section 6.2's
+// rules) joined by single '/', with no leading or trailing '/'.
+func CheckViewPath(p string) error {
+	if p == "" {
+		return nil
+	}
+	for rest := p; ; {
+		name, tail, more := strings.Cut(rest, "/")
+		if checkName(name) != nil {
+			return fmt.Errorf("view path %q: %w", p, ErrInvalidName)
+		}
+		if !more {
+			return nil
+		}
+		rest = tail
+	}
+}
+
+// prf returns keyed BLAKE2b with an n-byte output over the parts.
+func prf(key *[KeyLen]byte, n int, parts ...[]byte) []byte {
+	h, err := blake2b.New(n, key[:])
+	if err != nil {
+		panic("crypt: blake2b: " + err.Error()) // unreachable: fixed valid sizes
+	}
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum(nil)
+}
+
+// FileID returns the file ID of the regular file at view path p:
+// BLAKE2b-128 under the reverse-file-id subkey of p's bytes.
+func (r *Reverse) FileID(p string) (FileID, error) {
+	var id FileID
+	if r.wiped.Load() {
+		return id, ErrWiped
+	}
+	if err := CheckViewPath(p); err != nil {
+		return id, err
+	}
+	copy(id[:], prf(&r.fileID, FileIDLen, []byte(p)))
+	return id, nil
+}
+
+// DirIV returns the name IV of the directory at view path p: BLAKE2b-128
+// under the reverse-dir-iv subkey of p's bytes, or the zero IV when the
+// Suite uses deterministic names (whose views have no IV files).
+func (r *Reverse) DirIV(p string) (DirIV, error) {
+	var iv DirIV
+	if r.wiped.Load() {
+		return iv, ErrWiped
+	}
+	if err := CheckViewPath(p); err != nil {
+		return iv, err
+	}
+	if r.s.DeterministicNames() {
+		return iv, nil
+	}
+	copy(iv[:], prf(&r.dirIV, DirIVLen, []byte(p)))
+	return iv, nil
+}
+
+// BlockNonce returns the synthetic nonce of block number block of file id
+// with plaintext plain: BLAKE2b-192 under the reverse-block-nonce subkey
+// of the block's additional data (file ID || u64 block) and its
+// plaintext.
+func (r *Reverse) BlockNonce(id FileID, block uint64, plain []byte) ([nonceLen]byte, error) {
+	var nonce [nonceLen]byte
+	if r.wiped.Load() {
+		return nonce, ErrWiped
+	}
+	var ad blockAD
+	fillAD(&ad, id, block)
+	copy(nonce[:], prf(&r.blockNonce, nonceLen, ad[:], plain))
+	return nonce, nil
+}
+
+// SealBlock is Suite.SealBlock with the synthetic nonce of BlockNonce: the
+// same plaintext at the same position of the same file always gives the
+// same stored block, and different plaintexts different nonces.
+func (r *Reverse) SealBlock(dst, plain []byte, id FileID, block uint64) ([]byte, error) {
+	nonce, err := r.BlockNonce(id, block, plain)
+	if err != nil {
+		return dst, err
+	}
+	return r.s.sealBlockNonce(dst, nonce[:], plain, id, block)
+}
+
+// EncryptSymlink is Suite.EncryptSymlink for the symlink at view path p,
+// with the synthetic nonce BLAKE2b-192 under the reverse-symlink-nonce
+// subkey of FileID(p) || the padded target.
+func (r *Reverse) EncryptSymlink(p, target string) (string, error) {
+	id, err := r.FileID(p)
+	if err != nil {
+		return "", fmt.Errorf("encrypt symlink: %w", err)
+	}
+	padded := make([]byte, symlinkPaddedLen(len(target)))
+	copy(padded, target)
+	nonce := prf(&r.symlinkNonce, nonceLen, id[:], padded)
+	Wipe(padded)
+	return r.s.encryptSymlinkNonce(nonce, target)
+}
+
+// SealXattrValue is Suite.SealXattrValue for the attribute with lower name
+// lowerName of the node at view path p, with the synthetic nonce
+// BLAKE2b-192 under the reverse-xattr-nonce subkey of FileID(p) || u16
+// len(lowerName) || lowerName || value.
+func (r *Reverse) SealXattrValue(p, lowerName string, value []byte) ([]byte, error) {
+	id, err := r.FileID(p)
+	if err != nil {
+		return nil, fmt.Errorf("seal xattr value: %w", err)
+	}
+	if len(lowerName) > MaxLowerName {
+		return nil, fmt.Errorf("seal xattr value: lower name of %d bytes: %w", len(lowerName), ErrNameTooLong)
+	}
+	nonce := prf(&r.xattrNonce, nonceLen, id[:], binary.BigEndian.AppendUint16(nil, uint16(len(lowerName))), []byte(lowerName), value)
+	return r.s.sealXattrValueNonce(nonce, lowerName, value)
+}
+
+// Inode returns candidate number attempt (0 first) for the inode number
+// of a node of the view: u64 of BLAKE2b-64 under the reverse-inode subkey
+// of u8 attempt || u8 class || p, with its top bit cleared (so that tools
+// keeping inode numbers in signed 64-bit integers see them unchanged). The
+// view takes the first candidate that is neither 0 nor 1 (the root's) nor
+// another node's.
+func (r *Reverse) Inode(attempt, class uint8, p string) (uint64, error) {
+	if r.wiped.Load() {
+		return 0, ErrWiped
+	}
+	if err := CheckViewPath(p); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(prf(&r.inode, 8, []byte{attempt, class}, []byte(p))) &^ (1 << 63), nil
+}
+
+// SymlinkStoredLen returns the length of the stored (encoded) form of a
+// symlink target of n bytes (1..MaxSymlinkTarget): base64url of nonce,
+// zero-padded target and tag.
+func SymlinkStoredLen(n int) int { return b64Len(nonceLen + symlinkPaddedLen(n) + tagLen) }
