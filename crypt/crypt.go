@@ -245,7 +245,7 @@ func (s *Suite) Wipe() {
 // section 2: "content", "name-siv", ...), for tools and tests that check
 // the format or look for keys in memory. The caller wipes it.
 func DeriveSubkey(master []byte, purpose string) ([]byte, error) {
-	if !slices.Contains(purposes, purpose) {
+	if !slices.Contains(purposes, purpose) && !slices.Contains(reversePurposes[:], purpose) {
 		return nil, fmt.Errorf("derive subkey: unknown purpose %q", purpose)
 	}
 	var k [KeyLen]byte
@@ -257,8 +257,9 @@ func DeriveSubkey(master []byte, purpose string) ([]byte, error) {
 	return out, nil
 }
 
-// Purposes returns the subkey purposes in specification order.
-func Purposes() []string { return slices.Clone(purposes) }
+// Purposes returns the subkey purposes in specification order, forward
+// mode's then reverse mode's.
+func Purposes() []string { return append(slices.Clone(purposes), reversePurposes[:]...) }
 
 // sliceForAppend extends in by n bytes, reusing its capacity when possible,
 // and returns the whole slice and the n new bytes.

@@ -39,6 +39,10 @@ func memChild(masterHex string) int {
 		return 1
 	}
 	s, err := New(master, Options{})
+	var rev *Reverse
+	if err == nil {
+		rev, err = NewReverse(master, s)
+	}
 	Wipe(master)
 	if err != nil {
 		fmt.Println("error", err)
@@ -81,6 +85,21 @@ func memChild(masterHex string) int {
 		if err == nil {
 			_, err = s.DecryptSymlink(target)
 		}
+		if err == nil {
+			_, err = rev.SealBlock(nil, block, id, uint64(i))
+		}
+		if err == nil {
+			_, err = rev.EncryptSymlink(name, "../target")
+		}
+		if err == nil {
+			_, err = rev.SealXattrValue(name, xn, []byte("value"))
+		}
+		if err == nil {
+			_, err = rev.DirIV(name)
+		}
+		if err == nil {
+			_, err = rev.Inode(0, 8, name)
+		}
 		if err != nil {
 			fmt.Println("error", err)
 			return 1
@@ -89,6 +108,7 @@ func memChild(masterHex string) int {
 	runtime.GC()
 	fmt.Println("used")
 	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	rev.Wipe()
 	s.Wipe()
 	runtime.GC()
 	fmt.Println("wiped")
@@ -111,11 +131,11 @@ func waitStopped(t *testing.T, pid int) {
 	t.Fatalf("process %d did not stop", pid)
 }
 
-// TestKeysInMemory: while a Suite is in use, the master key is nowhere in
-// the process and each subkey it holds is there exactly once, in its
-// keyring (a mapping of its own, excluded from core dumps, locked where
-// RLIMIT_MEMLOCK allows); the key-check subkey is not there. After Wipe,
-// none of them is anywhere.
+// TestKeysInMemory: while a Suite and a Reverse are in use, the master key
+// is nowhere in the process and each subkey they hold is there exactly
+// once, in a keyring (a mapping of its own, excluded from core dumps,
+// locked where RLIMIT_MEMLOCK allows); the key-check subkey is not there.
+// After Wipe, none of them is anywhere.
 func TestKeysInMemory(t *testing.T) {
 	master := make([]byte, KeyLen)
 	for i := range master {
@@ -123,7 +143,7 @@ func TestKeysInMemory(t *testing.T) {
 	}
 	needles := [][]byte{master}
 	names := []string{"master"}
-	for _, p := range purposes {
+	for _, p := range Purposes() {
 		k, err := DeriveSubkey(master, p)
 		if err != nil {
 			t.Fatal(err)

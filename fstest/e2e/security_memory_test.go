@@ -18,6 +18,7 @@ import (
 	"github.com/cryptfs/cryptfs/crypt/config"
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/harden"
+	"github.com/cryptfs/cryptfs/internal/reversefs"
 )
 
 // SECURITY.md, "Key handling": while a daemon serves a mount, its memory
@@ -43,22 +44,28 @@ func waitStopped(t *testing.T, pid int) {
 
 func TestDaemonKeysInMemory(t *testing.T) {
 	cryptfstest.RequireFUSE(t)
-	for _, background := range []bool{true, false} {
-		t.Run(map[bool]string{true: "background", false: "foreground"}[background], func(t *testing.T) {
-			testDaemonKeysInMemory(t, background)
-		})
+	for _, mode := range []string{"background", "foreground", "reverse"} {
+		t.Run(mode, func(t *testing.T) { testDaemonKeysInMemory(t, mode) })
 	}
 }
 
-func testDaemonKeysInMemory(t *testing.T, background bool) {
+func testDaemonKeysInMemory(t *testing.T, mode string) {
 	ctx := context.Background()
 	cli := cryptfstest.NewCLI(t)
 	cipher := filepath.Join(t.TempDir(), "cipher")
-	res, err := cli.Init(ctx, cipher)
+	confPath := filepath.Join(cipher, config.FileName)
+	var initArgs []string
+	if mode == "reverse" {
+		mustDo(t, os.Mkdir(cipher, 0o700))
+		reverseTree(t, cipher)
+		confPath = filepath.Join(cipher, reversefs.ConfigName)
+		initArgs = []string{"--reverse"}
+	}
+	res, err := cli.Init(ctx, cipher, initArgs...)
 	mustDo(t, err)
 	master, err := config.ParseRecoveryKey(recoveryKeyRE.FindString(string(res.Stdout)))
 	mustDo(t, err)
-	cfg, err := config.Load(filepath.Join(cipher, config.FileName), config.LoadOptions{AllowWeakKDF: true})
+	cfg, err := config.Load(confPath, config.LoadOptions{AllowWeakKDF: true})
 	mustDo(t, err)
 	names := []string{"master", "kek"}
 	needles := [][]byte{master, argon2.IDKey([]byte(cryptfstest.Password), cfg.KDF.Salt, cfg.KDF.Time, cfg.KDF.MemoryKiB, cfg.KDF.Threads, crypt.KeyLen)}
@@ -67,28 +74,32 @@ func testDaemonKeysInMemory(t *testing.T, background bool) {
 		mustDo(t, err)
 		names, needles = append(names, p), append(needles, k)
 	}
-
-	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Background: background})
-	// Use every key: names (long ones too), contents, attributes, links.
-	long := strings.Repeat("l", 200)
-	for i := range 50 {
-		d := filepath.Join(m.Dir, fmt.Sprintf("dir%d", i))
-		mustDo(t, os.Mkdir(d, 0o755))
-		mustDo(t, os.WriteFile(filepath.Join(d, long), make([]byte, 3*crypt.BlockSize), 0o644))
-		mustDo(t, unix.Setxattr(d, "user.x", []byte("value"), 0))
-		mustDo(t, os.Symlink("../target", filepath.Join(d, "sym")))
+	// wanted says how many copies of each needle the daemon may hold:
+	// each subkey of its Suite once (and of its Reverse, in reverse
+	// mode); nothing else.
+	wanted := func(name string) int {
+		switch {
+		case name == "master" || name == "kek" || name == "key-check":
+			return 0
+		case strings.HasPrefix(name, "reverse-"):
+			if mode == "reverse" {
+				return 1
+			}
+			return 0
+		}
+		return 1
 	}
-	for i := range 50 {
-		d := filepath.Join(m.Dir, fmt.Sprintf("dir%d", i))
-		if _, err := os.ReadFile(filepath.Join(d, long)); err != nil {
-			t.Fatal(err)
+
+	var m *cryptfstest.Mount
+	if mode == "reverse" {
+		// Read the whole view: names, contents, links, attributes.
+		m = mountReverse(t, cipher)
+		for range 2 {
+			treeDigests(t, m.Dir, true, nil)
 		}
-		if _, err := os.Readlink(filepath.Join(d, "sym")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := readNames(d); err != nil {
-			t.Fatal(err)
-		}
+	} else {
+		m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Background: mode == "background"})
+		useEveryKey(t, m.Dir)
 	}
 
 	pid := m.PID()
@@ -112,16 +123,38 @@ func testDaemonKeysInMemory(t *testing.T, background bool) {
 		}
 	}
 	for i, n := range count {
-		want := 1
-		if names[i] == "master" || names[i] == "kek" || names[i] == "key-check" {
-			want = 0
-		}
-		if n != want {
+		if want := wanted(names[i]); n != want {
 			t.Errorf("%s found %d times in the daemon's memory, want %d", names[i], n, want)
 		}
 	}
 	t.Logf("copies in the daemon (%s): %v", strings.Join(names, " "), count)
 	cryptfstest.Unmount(t, m)
+}
+
+// useEveryKey uses every key of a forward mount at dir: names (long ones
+// too), contents, attributes, links.
+func useEveryKey(t *testing.T, dir string) {
+	t.Helper()
+	long := strings.Repeat("l", 200)
+	for i := range 50 {
+		d := filepath.Join(dir, fmt.Sprintf("dir%d", i))
+		mustDo(t, os.Mkdir(d, 0o755))
+		mustDo(t, os.WriteFile(filepath.Join(d, long), make([]byte, 3*crypt.BlockSize), 0o644))
+		mustDo(t, unix.Setxattr(d, "user.x", []byte("value"), 0))
+		mustDo(t, os.Symlink("../target", filepath.Join(d, "sym")))
+	}
+	for i := range 50 {
+		d := filepath.Join(dir, fmt.Sprintf("dir%d", i))
+		if _, err := os.ReadFile(filepath.Join(d, long)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Readlink(filepath.Join(d, "sym")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readNames(d); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestDaemonNotDumpable: an unprivileged user's daemon is not dumpable: its
