@@ -24,9 +24,9 @@ import (
 // SECURITY.md, "Key handling": while a daemon serves a mount, its memory
 // holds each subkey it uses exactly once, in its keyring (locked in RAM,
 // excluded from core dumps), and neither the master key, nor the key-check
-// subkey, nor (when it unlocked the config itself, with -f) the
-// password-derived key; core dumps are off (RLIMIT_CORE 0) and the daemon
-// is not dumpable. (After unmount the keyring is wiped before the daemon
+// subkey, nor (when it unlocked the config itself, with -f) the password
+// or the password-derived key; core dumps are off (RLIMIT_CORE 0) and the
+// daemon is not dumpable. (After unmount the keyring is wiped before the daemon
 // exits: crypt's TestKeysInMemory.)
 
 // waitStopped waits until process pid is stopped (SIGSTOP).
@@ -67,8 +67,8 @@ func testDaemonKeysInMemory(t *testing.T, mode string) {
 	mustDo(t, err)
 	cfg, err := config.Load(confPath, config.LoadOptions{AllowWeakKDF: true})
 	mustDo(t, err)
-	names := []string{"master", "kek"}
-	needles := [][]byte{master, argon2.IDKey([]byte(cryptfstest.Password), cfg.KDF.Salt, cfg.KDF.Time, cfg.KDF.MemoryKiB, cfg.KDF.Threads, crypt.KeyLen)}
+	names := []string{"password", "master", "kek"}
+	needles := [][]byte{[]byte(cryptfstest.Password), master, argon2.IDKey([]byte(cryptfstest.Password), cfg.KDF.Salt, cfg.KDF.Time, cfg.KDF.MemoryKiB, cfg.KDF.Threads, crypt.KeyLen)}
 	for _, p := range crypt.Purposes() {
 		k, err := crypt.DeriveSubkey(master, p)
 		mustDo(t, err)
@@ -79,7 +79,7 @@ func testDaemonKeysInMemory(t *testing.T, mode string) {
 	// mode); nothing else.
 	wanted := func(name string) int {
 		switch {
-		case name == "master" || name == "kek" || name == "key-check":
+		case name == "password" || name == "master" || name == "kek" || name == "key-check":
 			return 0
 		case strings.HasPrefix(name, "reverse-"):
 			if mode == "reverse" {
