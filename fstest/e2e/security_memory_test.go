@@ -159,7 +159,8 @@ func useEveryKey(t *testing.T, dir string) {
 
 // TestDaemonNotDumpable: an unprivileged user's daemon is not dumpable: its
 // /proc files belong to root (the kernel's sign of it), so the user's own
-// processes can neither ptrace it nor read its memory.
+// processes can neither ptrace it nor read its memory. Its keyring is
+// locked in RAM under a user's default RLIMIT_MEMLOCK.
 func TestDaemonNotDumpable(t *testing.T) {
 	cryptfstest.UserFUSE(t)
 	const uid, gid = 65534, 65534
@@ -179,7 +180,11 @@ func TestDaemonNotDumpable(t *testing.T) {
 	}
 	cli := &cryptfstest.CLI{Bin: bin, Cred: &syscall.Credential{Uid: uid, Gid: gid},
 		Env: []string{"XDG_RUNTIME_DIR=" + dirs["run"]}}
-	_, err = cli.Init(context.Background(), dirs["cipher"])
+	res, err := cli.Init(context.Background(), dirs["cipher"])
+	mustDo(t, err)
+	master, err := config.ParseRecoveryKey(recoveryKeyRE.FindString(string(res.Stdout)))
+	mustDo(t, err)
+	content, err := crypt.DeriveSubkey(master, "content")
 	mustDo(t, err)
 	m, err := cryptfstest.TryMount(t, cli, cryptfstest.MountOptions{Cipher: dirs["cipher"], Dir: dirs["mnt"]})
 	mustDo(t, err)
@@ -194,6 +199,14 @@ func TestDaemonNotDumpable(t *testing.T) {
 	mustDo(t, unix.Stat("/proc/"+strconv.Itoa(m.PID())+"/mem", &st))
 	if st.Uid != 0 {
 		t.Errorf("/proc/%d/mem of the user's daemon belongs to uid %d: the daemon is dumpable", m.PID(), st.Uid)
+	}
+	mustDo(t, m.Signal(syscall.SIGSTOP))
+	waitStopped(t, m.PID())
+	hits, err := harden.FindInProcess(m.PID(), [][]byte{content})
+	m.Signal(syscall.SIGCONT)
+	mustDo(t, err)
+	if len(hits) != 1 || !hits[0].Mapping.HasFlag("lo") || !hits[0].Mapping.HasFlag("dd") {
+		t.Errorf("the content subkey in the user's daemon: %+v, want once, in a locked (lo), undumpable (dd) mapping", hits)
 	}
 	cryptfstest.Unmount(t, m)
 }
