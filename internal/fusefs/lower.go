@@ -30,7 +30,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 		if err := unix.Fstatat(pfd, l.lower, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue
 		}
-		if st.Ino == n.ino && st.Dev == n.dev {
+		if st.Ino == n.ino && st.Dev == n.dev && st.Mode&unix.S_IFMT == n.kind {
 			return nil
 		}
 	}
