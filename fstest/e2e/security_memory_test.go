@@ -95,7 +95,7 @@ func testDaemonKeysInMemory(t *testing.T, mode string) {
 		// Read the whole view: names, contents, links, attributes.
 		m = mountReverse(t, cipher)
 		for range 2 {
-			treeDigests(t, m.Dir, true, nil)
+			treeDigests(t, m.Dir, digestOptions{})
 		}
 	} else {
 		m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Background: mode == "background"})
