@@ -3,18 +3,15 @@ package crypt
 import (
 	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"runtime"
+	"slices"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/hkdf"
 )
 
 // Sizes and names fixed by format version 2.
@@ -123,25 +120,19 @@ var purposes = []string{
 	purposeXattrNameEnc, purposeXattrValue, purposeSymlink, purposeKeyCheck,
 }
 
-// deriveSubkey writes the subkey for purpose into out.
-func deriveSubkey(out *[KeyLen]byte, master []byte, purpose string) error {
-	r := hkdf.New(sha256.New, master, nil, []byte(subkeyInfoPrefix+purpose))
-	if _, err := io.ReadFull(r, out[:]); err != nil {
-		return fmt.Errorf("derive %s subkey: %w", purpose, err)
-	}
-	return nil
-}
-
 // KeyCheckLen is the length of a key-check value.
 const KeyCheckLen = 32
 
 // KeyCheck returns keyed BLAKE2b-256 of data under the "key-check" subkey
 // of master. The config package uses it to recognise the right master key
-// (a recovery key) without decrypting anything.
+// (a recovery key) without decrypting anything. The subkey and the BLAKE2b
+// state keyed with it are wiped before it returns.
 func KeyCheck(master, data []byte) ([]byte, error) {
 	if len(master) != KeyLen {
 		return nil, fmt.Errorf("key check: master key is %d bytes, want %d", len(master), KeyLen)
 	}
+	scrubStack()
+	defer scrubStack()
 	var k [KeyLen]byte
 	defer Wipe(k[:])
 	if err := deriveSubkey(&k, master, purposeKeyCheck); err != nil {
@@ -151,6 +142,7 @@ func KeyCheck(master, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key check: %w", err)
 	}
+	defer wipeState(h)
 	h.Write(data)
 	return h.Sum(nil), nil
 }
@@ -163,18 +155,20 @@ type Options struct {
 }
 
 // nameCipher encrypts names deterministically: SIV with keyed BLAKE2b-128
-// as the PRF and XChaCha20 as the IV-based cipher (names.go).
+// as the PRF and XChaCha20 as the IV-based cipher (names.go). Its keys
+// live in the Suite's keyring.
 type nameCipher struct {
-	sivKey [KeyLen]byte // BLAKE2b-128 key: the synthetic IV
-	encKey [KeyLen]byte // XChaCha20 key: the keystream under the SIV
-	maxPad int          // longest padded plaintext the encoder produces
+	sivKey *[KeyLen]byte // BLAKE2b-128 key: the synthetic IV
+	encKey *[KeyLen]byte // XChaCha20 key: the keystream under the SIV
+	maxPad int           // longest padded plaintext the encoder produces
 }
 
-// Suite holds the subkeys of one master key and ready AEAD instances. It is
-// safe for concurrent use, except Wipe, which must be called only when no
-// other call is in flight.
+// Suite holds the subkeys of one master key (in a keyring of locked memory,
+// keys.go) and the ciphers that use them. It is safe for concurrent use,
+// except Wipe, which must be called only when no other call is in flight.
 type Suite struct {
 	opts       Options
+	ring       *keyring
 	content    cipher.AEAD
 	names      nameCipher
 	xattrNames nameCipher
@@ -183,89 +177,89 @@ type Suite struct {
 	wiped      atomic.Bool
 }
 
-// New derives all subkeys from master (which must be KeyLen bytes) and
-// returns a Suite. master is not retained: the caller should Wipe it.
+// Indexes of the subkeys in the keyring: purposes' order.
+const (
+	keyContent = iota
+	keyNameSIV
+	keyNameEnc
+	keyXattrNameSIV
+	keyXattrNameEnc
+	keyXattrValue
+	keySymlink
+)
+
+// New derives all subkeys from master (which must be KeyLen bytes) into a
+// new keyring and returns a Suite. master is not retained, and no copy of
+// it or of the HKDF state is left behind: the caller should Wipe it.
 func New(master []byte, opts Options) (*Suite, error) {
 	if len(master) != KeyLen {
 		return nil, fmt.Errorf("new suite: master key is %d bytes, want %d", len(master), KeyLen)
 	}
-	s := &Suite{opts: opts}
-	var k [KeyLen]byte
-	defer Wipe(k[:])
-	newAEAD := func(purpose string) (cipher.AEAD, error) {
-		if err := deriveSubkey(&k, master, purpose); err != nil {
-			return nil, err
-		}
-		a, err := chacha20poly1305.NewX(k[:]) // copies the key
-		if err != nil {
-			return nil, fmt.Errorf("new suite: %s: %w", purpose, err)
-		}
-		return a, nil
+	ring, err := newKeyring()
+	if err != nil {
+		return nil, fmt.Errorf("new suite: %w", err)
 	}
-	var err error
-	if s.content, err = newAEAD(purposeContent); err != nil {
-		return nil, err
+	scrubStack()
+	deriveAll(ring, master)
+	scrubStack()
+	k := ring.keys
+	s := &Suite{
+		opts:       opts,
+		ring:       ring,
+		content:    newXChaCha(&k[keyContent]),
+		xattrValue: newXChaCha(&k[keyXattrValue]),
+		symlink:    newXChaCha(&k[keySymlink]),
+		names:      nameCipher{sivKey: &k[keyNameSIV], encKey: &k[keyNameEnc], maxPad: namePaddedLen(MaxLowerName)},
+		xattrNames: nameCipher{sivKey: &k[keyXattrNameSIV], encKey: &k[keyXattrNameEnc], maxPad: namePaddedLen(MaxXattrName)},
 	}
-	if s.xattrValue, err = newAEAD(purposeXattrValue); err != nil {
-		return nil, err
-	}
-	if s.symlink, err = newAEAD(purposeSymlink); err != nil {
-		return nil, err
-	}
-	for _, k := range []struct {
-		out     *[KeyLen]byte
-		purpose string
-	}{
-		{&s.names.sivKey, purposeNameSIV},
-		{&s.names.encKey, purposeNameEnc},
-		{&s.xattrNames.sivKey, purposeXattrNameSIV},
-		{&s.xattrNames.encKey, purposeXattrNameEnc},
-	} {
-		if err := deriveSubkey(k.out, master, k.purpose); err != nil {
-			return nil, err
-		}
-	}
-	s.names.maxPad = namePaddedLen(MaxLowerName)
-	s.xattrNames.maxPad = namePaddedLen(MaxXattrName)
 	return s, nil
+}
+
+// deriveAll derives the keyring's subkeys, the HKDF pseudorandom key
+// computed once, on the stack, and cleared.
+//
+//go:noinline
+func deriveAll(r *keyring, master []byte) {
+	prk := hkdfPRK(master)
+	for i := range nKeys {
+		hkdfExpand32(&r.keys[i], &prk, subkeyInfoPrefix+purposes[i])
+	}
+	clear(prk[:])
 }
 
 // DeterministicNames reports whether the suite was built for the
 // deterministic-names mode (zero DirIV everywhere, no DirIVFile).
 func (s *Suite) DeterministicNames() bool { return s.opts.DeterministicNames }
 
-// Wipe zeroes all key material the Suite holds, including the keys inside
-// its AEAD instances. Afterwards every method fails with ErrWiped. Go may
-// have left copies elsewhere (stacks, freed memory); wiping is best effort.
+// Wipe zeroes the keyring, which holds every key of the Suite, and returns
+// its memory to the system. Afterwards every method fails with ErrWiped.
+// What x/crypto copied for single operations is not reached (keys.go).
 func (s *Suite) Wipe() {
-	s.wiped.Store(true)
-	for _, k := range []*[KeyLen]byte{&s.names.sivKey, &s.names.encKey, &s.xattrNames.sivKey, &s.xattrNames.encKey} {
-		Wipe(k[:])
+	if s.wiped.Swap(true) {
+		return
 	}
-	for _, a := range []cipher.AEAD{s.content, s.xattrValue, s.symlink} {
-		wipeAEADKey(a)
-	}
+	s.ring.close()
 }
 
-// wipeAEADKey zeroes the key array inside an x/crypto XChaCha20-Poly1305
-// instance (a pointer to a struct whose field "key" is a byte array). It
-// reports whether it found and wiped a key; the tests assert it does, so a
-// change in x/crypto's layout fails loudly instead of silently leaving keys.
-func wipeAEADKey(a cipher.AEAD) bool {
-	if a == nil {
-		return false
+// DeriveSubkey returns the subkey of master for purpose (docs/format.md,
+// section 2: "content", "name-siv", ...), for tools and tests that check
+// the format or look for keys in memory. The caller wipes it.
+func DeriveSubkey(master []byte, purpose string) ([]byte, error) {
+	if !slices.Contains(purposes, purpose) && !slices.Contains(reversePurposes[:], purpose) {
+		return nil, fmt.Errorf("derive subkey: unknown purpose %q", purpose)
 	}
-	v := reflect.ValueOf(a)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return false
+	var k [KeyLen]byte
+	if err := deriveSubkey(&k, master, purpose); err != nil {
+		return nil, err
 	}
-	f := v.Elem().FieldByName("key")
-	if !f.IsValid() || f.Kind() != reflect.Array || f.Type().Elem().Kind() != reflect.Uint8 {
-		return false
-	}
-	Wipe(unsafe.Slice((*byte)(unsafe.Pointer(f.UnsafeAddr())), f.Len()))
-	return true
+	out := slices.Clone(k[:])
+	Wipe(k[:])
+	return out, nil
 }
+
+// Purposes returns the subkey purposes in specification order, forward
+// mode's then reverse mode's.
+func Purposes() []string { return append(slices.Clone(purposes), reversePurposes[:]...) }
 
 // sliceForAppend extends in by n bytes, reusing its capacity when possible,
 // and returns the whole slice and the n new bytes.

@@ -25,6 +25,9 @@
 //     a caller shows one only if its base name authenticates.
 //   - A [Suite] is safe for concurrent use. Sealing and opening a content
 //     block does not allocate when dst has enough capacity.
+//   - A Suite's and a Reverse's subkeys live once, in a keyring of locked,
+//     undumpable memory outside the Go heap (keys.go), and nowhere else;
+//     the master key is not kept. Wipe zeroes and unmaps the keyring.
 //   - Errors never contain key material, plaintext names or contents.
 //
 // The package does no file I/O. Key wrapping, the config file and recovery

@@ -2,9 +2,7 @@ package crypt
 
 import (
 	"bytes"
-	"crypto/cipher"
 	"crypto/rand"
-	"reflect"
 	"testing"
 )
 
@@ -38,17 +36,6 @@ func pattern(n int) []byte {
 
 // fillBytes returns n bytes with value v.
 func fillBytes(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
-
-// aeadKeyIsZero reports whether the key inside an x/crypto AEAD is zero.
-func aeadKeyIsZero(a cipher.AEAD) bool {
-	f := reflect.ValueOf(a).Elem().FieldByName("key")
-	for i := range f.Len() {
-		if f.Index(i).Uint() != 0 {
-			return false
-		}
-	}
-	return true
-}
 
 // b64Alphabet is the base64url alphabet.
 const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

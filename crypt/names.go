@@ -119,7 +119,10 @@ func (c *nameCipher) siv(out *[sivLen]byte, iv, padded []byte) {
 	}
 	h.Write(iv)
 	h.Write(padded)
-	copy(out[:], h.Sum(nil))
+	var sum [sivLen]byte
+	h.Sum(sum[:0])
+	wipeState(h) // x/crypto keeps a copy of the key in the state
+	*out = sum
 }
 
 // xorKeyStream XORs src with the XChaCha20 keystream under the encryption

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/cryptfs/cryptfs/internal/harden"
 )
 
 // Reverse mode (docs/format.md, section 13): a read-only encrypted view of
@@ -29,9 +31,12 @@ const (
 	purposeRevInode        = "reverse-inode"
 )
 
+// nReverseKeys is the number of reverse-mode subkeys.
+const nReverseKeys = 6
+
 // reversePurposes lists the reverse-mode subkey purposes in specification
 // order.
-var reversePurposes = []string{
+var reversePurposes = [nReverseKeys]string{
 	purposeRevFileID, purposeRevDirIV, purposeRevBlockNonce,
 	purposeRevSymlinkNonce, purposeRevXattrNonce, purposeRevInode,
 }
@@ -56,19 +61,20 @@ func InodeClassOf(mode uint32) uint8 { return uint8(mode>>12) & 0xf }
 // safe for concurrent use, except Wipe.
 type Reverse struct {
 	s            *Suite
-	fileID       [KeyLen]byte // BLAKE2b-128: file IDs from paths
-	dirIV        [KeyLen]byte // BLAKE2b-128: directory IVs from paths
-	blockNonce   [KeyLen]byte // BLAKE2b-192: synthetic nonces of content blocks
-	symlinkNonce [KeyLen]byte // BLAKE2b-192: synthetic nonces of symlink targets
-	xattrNonce   [KeyLen]byte // BLAKE2b-192: synthetic nonces of attribute values
-	inode        [KeyLen]byte // BLAKE2b-64: inode numbers of the view
+	ring         *harden.Locked // the six keys below, locked and undumpable (keys.go)
+	fileID       *[KeyLen]byte  // BLAKE2b-128: file IDs from paths
+	dirIV        *[KeyLen]byte  // BLAKE2b-128: directory IVs from paths
+	blockNonce   *[KeyLen]byte  // BLAKE2b-192: synthetic nonces of content blocks
+	symlinkNonce *[KeyLen]byte  // BLAKE2b-192: synthetic nonces of symlink targets
+	xattrNonce   *[KeyLen]byte  // BLAKE2b-192: synthetic nonces of attribute values
+	inode        *[KeyLen]byte  // BLAKE2b-64: inode numbers of the view
 	wiped        atomic.Bool
 }
 
 // NewReverse derives the reverse-mode subkeys from master (KeyLen bytes,
-// the master key s was made from) and returns a Reverse that seals with
-// s. master is not retained. Wiping s is its owner's business; Wipe wipes
-// only the reverse-mode keys.
+// the master key s was made from) into a keyring of their own and returns
+// a Reverse that seals with s. master is not retained. Wiping s is its
+// owner's business; Wipe wipes only the reverse-mode keys.
 func NewReverse(master []byte, s *Suite) (*Reverse, error) {
 	if len(master) != KeyLen {
 		return nil, fmt.Errorf("new reverse: master key is %d bytes, want %d", len(master), KeyLen)
@@ -76,36 +82,33 @@ func NewReverse(master []byte, s *Suite) (*Reverse, error) {
 	if s == nil {
 		return nil, fmt.Errorf("new reverse: no suite")
 	}
-	r := &Reverse{s: s}
-	for _, k := range []struct {
-		out     *[KeyLen]byte
-		purpose string
-	}{
-		{&r.fileID, purposeRevFileID},
-		{&r.dirIV, purposeRevDirIV},
-		{&r.blockNonce, purposeRevBlockNonce},
-		{&r.symlinkNonce, purposeRevSymlinkNonce},
-		{&r.xattrNonce, purposeRevXattrNonce},
-		{&r.inode, purposeRevInode},
-	} {
-		if err := deriveSubkey(k.out, master, k.purpose); err != nil {
-			r.Wipe()
-			return nil, err
-		}
+	ring, err := harden.NewLocked(nReverseKeys * KeyLen)
+	if err != nil {
+		return nil, fmt.Errorf("new reverse: %w", err)
 	}
-	return r, nil
+	k := (*[nReverseKeys][KeyLen]byte)(ring.Pointer())
+	scrubStack()
+	prk := hkdfPRK(master)
+	for i, p := range reversePurposes {
+		hkdfExpand32(&k[i], &prk, subkeyInfoPrefix+p)
+	}
+	clear(prk[:])
+	scrubStack()
+	return &Reverse{s: s, ring: ring, fileID: &k[0], dirIV: &k[1], blockNonce: &k[2],
+		symlinkNonce: &k[3], xattrNonce: &k[4], inode: &k[5]}, nil
 }
 
 // Suite returns the suite the view seals with.
 func (r *Reverse) Suite() *Suite { return r.s }
 
-// Wipe zeroes the reverse-mode keys; afterwards every method fails with
-// ErrWiped. It does not wipe the Suite.
+// Wipe zeroes the reverse-mode keys and unmaps their keyring; afterwards
+// every method fails with ErrWiped. It does not wipe the Suite. It must
+// not be called while another call is in flight.
 func (r *Reverse) Wipe() {
-	r.wiped.Store(true)
-	for _, k := range []*[KeyLen]byte{&r.fileID, &r.dirIV, &r.blockNonce, &r.symlinkNonce, &r.xattrNonce, &r.inode} {
-		Wipe(k[:])
+	if r.wiped.Swap(true) {
+		return
 	}
+	r.ring.Close()
 }
 
 // CheckViewPath reports whether p is a canonical plaintext path relative
@@ -136,7 +139,9 @@ func prf(key *[KeyLen]byte, n int, parts ...[]byte) []byte {
 	for _, p := range parts {
 		h.Write(p)
 	}
-	return h.Sum(nil)
+	out := h.Sum(nil)
+	wipeState(h) // x/crypto keeps a copy of the key in the state
+	return out
 }
 
 // FileID returns the file ID of the regular file at view path p:
@@ -149,7 +154,7 @@ func (r *Reverse) FileID(p string) (FileID, error) {
 	if err := CheckViewPath(p); err != nil {
 		return id, err
 	}
-	copy(id[:], prf(&r.fileID, FileIDLen, []byte(p)))
+	copy(id[:], prf(r.fileID, FileIDLen, []byte(p)))
 	return id, nil
 }
 
@@ -167,7 +172,7 @@ func (r *Reverse) DirIV(p string) (DirIV, error) {
 	if r.s.DeterministicNames() {
 		return iv, nil
 	}
-	copy(iv[:], prf(&r.dirIV, DirIVLen, []byte(p)))
+	copy(iv[:], prf(r.dirIV, DirIVLen, []byte(p)))
 	return iv, nil
 }
 
@@ -182,7 +187,7 @@ func (r *Reverse) BlockNonce(id FileID, block uint64, plain []byte) ([nonceLen]b
 	}
 	var ad blockAD
 	fillAD(&ad, id, block)
-	copy(nonce[:], prf(&r.blockNonce, nonceLen, ad[:], plain))
+	copy(nonce[:], prf(r.blockNonce, nonceLen, ad[:], plain))
 	return nonce, nil
 }
 
@@ -207,7 +212,7 @@ func (r *Reverse) EncryptSymlink(p, target string) (string, error) {
 	}
 	padded := make([]byte, symlinkPaddedLen(len(target)))
 	copy(padded, target)
-	nonce := prf(&r.symlinkNonce, nonceLen, id[:], padded)
+	nonce := prf(r.symlinkNonce, nonceLen, id[:], padded)
 	Wipe(padded)
 	return r.s.encryptSymlinkNonce(nonce, target)
 }
@@ -224,7 +229,7 @@ func (r *Reverse) SealXattrValue(p, lowerName string, value []byte) ([]byte, err
 	if len(lowerName) > MaxLowerName {
 		return nil, fmt.Errorf("seal xattr value: lower name of %d bytes: %w", len(lowerName), ErrNameTooLong)
 	}
-	nonce := prf(&r.xattrNonce, nonceLen, id[:], binary.BigEndian.AppendUint16(nil, uint16(len(lowerName))), []byte(lowerName), value)
+	nonce := prf(r.xattrNonce, nonceLen, id[:], binary.BigEndian.AppendUint16(nil, uint16(len(lowerName))), []byte(lowerName), value)
 	return r.s.sealXattrValueNonce(nonce, lowerName, value)
 }
 
@@ -241,7 +246,7 @@ func (r *Reverse) Inode(attempt, class uint8, p string) (uint64, error) {
 	if err := CheckViewPath(p); err != nil {
 		return 0, err
 	}
-	return binary.BigEndian.Uint64(prf(&r.inode, 8, []byte{attempt, class}, []byte(p))) &^ (1 << 63), nil
+	return binary.BigEndian.Uint64(prf(r.inode, 8, []byte{attempt, class}, []byte(p))) &^ (1 << 63), nil
 }
 
 // SymlinkStoredLen returns the length of the stored (encoded) form of a

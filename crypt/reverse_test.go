@@ -57,7 +57,7 @@ func TestCheckViewPath(t *testing.T) {
 // every other subkey, forward ones included (distinct HKDF info strings).
 func TestReverseSubkeysIndependent(t *testing.T) {
 	seen := map[[KeyLen]byte]string{}
-	for _, p := range append(append([]string{}, purposes...), reversePurposes...) {
+	for _, p := range append(append([]string{}, purposes...), reversePurposes[:]...) {
 		var k [KeyLen]byte
 		if err := deriveSubkey(&k, fixedMaster(), p); err != nil {
 			t.Fatal(err)
@@ -235,12 +235,17 @@ func TestReverseRejectsBadInput(t *testing.T) {
 
 func TestReverseWipe(t *testing.T) {
 	r := newTestReverse(t, Options{})
-	r.Wipe()
-	for _, k := range []*[KeyLen]byte{&r.fileID, &r.dirIV, &r.blockNonce, &r.symlinkNonce, &r.xattrNonce, &r.inode} {
-		if *k != ([KeyLen]byte{}) {
-			t.Fatal("a key survived Wipe")
+	for i, k := range []*[KeyLen]byte{r.fileID, r.dirIV, r.blockNonce, r.symlinkNonce, r.xattrNonce, r.inode} {
+		var want [KeyLen]byte
+		master := fixedMaster()
+		master[0] ^= 0x5a // newTestReverse's key
+		if err := deriveSubkey(&want, master, reversePurposes[i]); err != nil || *k != want {
+			t.Fatalf("keyring slot %d is not the %s subkey (%v)", i, reversePurposes[i], err)
 		}
 	}
+	r.Wipe()
+	r.Wipe() // harmless twice
+	// The keyring is unmapped: every method must fail before touching it.
 	id := FileID{}
 	if _, err := r.FileID("a"); !errors.Is(err, ErrWiped) {
 		t.Errorf("FileID after Wipe: %v", err)

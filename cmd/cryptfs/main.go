@@ -5,12 +5,19 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/cryptfs/cryptfs/internal/harden"
 )
 
 func main() {
+	// Every command may hold a password or key: no core dump, no ptrace.
+	if err := harden.Process(); err != nil {
+		fmt.Fprintln(os.Stderr, "cryptfs: warning:", err)
+	}
 	if name := mountHelperName(os.Args[0]); name != "" { // mount.fuse.cryptfs: see mounthelper.go
 		os.Exit(mountHelperMain(name))
 	}

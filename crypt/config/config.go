@@ -379,7 +379,7 @@ func (c *Config) wrapWith(master, password, salt, nonce []byte) error {
 	ad := c.additionalData()
 	kek := c.KDF.key(password)
 	defer crypt.Wipe(kek)
-	aead, err := chacha20poly1305.NewX(kek)
+	aead, err := crypt.NewXChaCha20Poly1305(kek) // reads kek in place: no copy to wipe
 	if err != nil {
 		return fmt.Errorf("wrap key: %w", err)
 	}
@@ -403,7 +403,7 @@ func (c *Config) Unlock(password []byte) (master []byte, err error) {
 	ad := c.additionalData()
 	kek := c.KDF.key(password)
 	defer crypt.Wipe(kek)
-	aead, err := chacha20poly1305.NewX(kek)
+	aead, err := crypt.NewXChaCha20Poly1305(kek) // reads kek in place: no copy to wipe
 	if err != nil {
 		return nil, fmt.Errorf("unlock: %w", err)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"runtime/debug"
 
 	"golang.org/x/crypto/argon2"
 
@@ -78,7 +79,16 @@ func (k KDF) validate(allowWeak bool) error {
 	return nil
 }
 
-// key derives the 32-byte key-encryption key from password.
+// key derives the 32-byte key-encryption key from password. Argon2id's
+// working memory (MemoryKiB, from which the key is computed) is garbage
+// afterwards, out of reach: it is handed back to the system at once
+// (debug.FreeOSMemory collects it and returns its pages, which the kernel
+// zeroes) instead of lingering in the process until reused. The cost, a
+// garbage collection, is small next to the KDF's.
 func (k KDF) key(password []byte) []byte {
-	return argon2.IDKey(password, k.Salt, k.Time, k.MemoryKiB, k.Threads, crypt.KeyLen)
+	kek := argon2.IDKey(password, k.Salt, k.Time, k.MemoryKiB, k.Threads, crypt.KeyLen)
+	if k.MemoryKiB >= MinMemoryKiB { // every real config; not the tests' 1 MiB
+		debug.FreeOSMemory()
+	}
+	return kek
 }

@@ -104,6 +104,7 @@ func TestSpecialFilesInPlaceOfInternalFiles(t *testing.T) {
 			t.Run("diriv-and-sidecar", func(t *testing.T) { testSpecialDirIVAndSidecar(t, kind) })
 			t.Run("root-iv", func(t *testing.T) { testSpecialRootIV(t, kind) })
 			t.Run("config", func(t *testing.T) { testSpecialConfig(t, kind) })
+			t.Run("rootmode", func(t *testing.T) { testSpecialRootMode(t, kind) })
 		})
 	}
 }
@@ -200,6 +201,33 @@ func testSpecialRootIV(t *testing.T, kind specialKind) {
 	cryptfstest.Unmount(t, m)
 	replaceWith(t, filepath.Join(cipher, crypt.DirIVFile), kind)
 	wantRootIVRefused(t, cipher, "is damaged")
+}
+
+// testSpecialRootMode: the stored mode of the mount root
+// (.cryptfs.rootmode, docs/format.md 1.1) of the wrong kind is reported
+// and ignored: the mount comes up in time, its root shows the cipher
+// root's own mode, and the mount works.
+func testSpecialRootMode(t *testing.T, kind specialKind) {
+	cipher := cryptfstest.Init(t)
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
+	mustDo(t, os.Chmod(m.Dir, 0o755))
+	cryptfstest.Unmount(t, m)
+	replaceWith(t, filepath.Join(cipher, crypt.RootModeFile), kind)
+	var st unix.Stat_t
+	mustDo(t, unix.Stat(cipher, &st))
+	cipherMode := st.Mode & 0o7777
+	inTime(t, 60*time.Second, "mount and stat the root", func() error {
+		m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
+		return unix.Stat(m.Dir, &st)
+	})
+	if st.Mode&0o7777 != cipherMode {
+		t.Errorf("root mode %04o with a %s as %s, want the cipher root's %04o", st.Mode&0o7777, kind.name, crypt.RootModeFile, cipherMode)
+	}
+	if len(logLines(m, crypt.RootModeFile)) == 0 {
+		t.Errorf("no log line names %s (a %s)", crypt.RootModeFile, kind.name)
+	}
+	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "f"), []byte("x"), 0o644))
+	cryptfstest.Unmount(t, m)
 }
 
 // wantRootIVRefused mounts cipher, whose root IV is missing or damaged,

@@ -19,6 +19,7 @@ import (
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/control"
 	"github.com/cryptfs/cryptfs/internal/fusefs"
+	"github.com/cryptfs/cryptfs/internal/harden"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"github.com/cryptfs/cryptfs/meta"
 )
@@ -90,6 +91,10 @@ func Serve(ctx context.Context, o Options) (err error) {
 			o.Ready(err)
 		}
 	}()
+	if err := harden.Process(); err != nil { // no core dump, no ptrace: it holds keys
+		crypt.Wipe(o.Master)
+		return err
+	}
 	if o.ReverseConfig != "" {
 		return serveReverse(ctx, o)
 	}

@@ -1,0 +1,201 @@
+package crypt
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cryptfs/cryptfs/internal/harden"
+)
+
+// The memory test runs a Suite in a child process (this test binary,
+// re-executed) and looks for the master key and every subkey in the
+// child's memory while it is stopped: after the Suite was made and used,
+// and after Wipe. SECURITY.md's "Key handling" states the same counts.
+
+const memChildEnv = "CRYPT_MEMORY_TEST_MASTER"
+
+func init() {
+	if m, ok := os.LookupEnv(memChildEnv); ok {
+		os.Exit(memChild(m))
+	}
+}
+
+// memChild makes a Suite from the master key in hex, uses every key,
+// stops itself (SIGSTOP) for the parent to look, wipes the Suite, and
+// stops again.
+func memChild(masterHex string) int {
+	master, err := hex.DecodeString(masterHex)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	s, err := New(master, Options{})
+	var rev *Reverse
+	if err == nil {
+		rev, err = NewReverse(master, s)
+	}
+	Wipe(master)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	var id FileID
+	iv := DirIV{1, 2, 3}
+	for i := range 2000 {
+		name := fmt.Sprintf("file-%d-%s", i, strings.Repeat("n", i%200))
+		enc, err := s.EncryptName(iv, name)
+		if err == nil {
+			_, err = s.DecryptName(iv, enc)
+		}
+		block := make([]byte, BlockSize)
+		var stored []byte
+		if err == nil {
+			stored, err = s.SealBlock(nil, block, id, uint64(i))
+		}
+		if err == nil {
+			_, err = s.OpenBlock(nil, stored, id, uint64(i))
+		}
+		var xn string
+		if err == nil {
+			xn, err = s.EncryptXattrName("user.attr" + strconv.Itoa(i))
+		}
+		if err == nil {
+			_, err = s.DecryptXattrName(xn)
+		}
+		var sealed []byte
+		if err == nil {
+			sealed, err = s.SealXattrValue(xn, []byte("value"))
+		}
+		if err == nil {
+			_, err = s.OpenXattrValue(xn, sealed)
+		}
+		var target string
+		if err == nil {
+			target, err = s.EncryptSymlink("../target")
+		}
+		if err == nil {
+			_, err = s.DecryptSymlink(target)
+		}
+		if err == nil {
+			_, err = rev.SealBlock(nil, block, id, uint64(i))
+		}
+		if err == nil {
+			_, err = rev.EncryptSymlink(name, "../target")
+		}
+		if err == nil {
+			_, err = rev.SealXattrValue(name, xn, []byte("value"))
+		}
+		if err == nil {
+			_, err = rev.DirIV(name)
+		}
+		if err == nil {
+			_, err = rev.Inode(0, 8, name)
+		}
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+	}
+	runtime.GC()
+	fmt.Println("used")
+	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	rev.Wipe()
+	s.Wipe()
+	runtime.GC()
+	fmt.Println("wiped")
+	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	return 0
+}
+
+// waitStopped waits until process pid is in the stopped state.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.LastIndexByte(string(data), ')'); i > 0 && strings.HasPrefix(string(data[i+1:]), " T") {
+			return
+		}
+	}
+	t.Fatalf("process %d did not stop", pid)
+}
+
+// TestKeysInMemory: while a Suite and a Reverse are in use, the master key
+// is nowhere in the process and each subkey they hold is there exactly
+// once, in a keyring (a mapping of its own, excluded from core dumps,
+// locked where RLIMIT_MEMLOCK allows); the key-check subkey is not there.
+// After Wipe, none of them is anywhere.
+func TestKeysInMemory(t *testing.T) {
+	master := make([]byte, KeyLen)
+	for i := range master {
+		master[i] = byte(0x5a ^ i*7)
+	}
+	needles := [][]byte{master}
+	names := []string{"master"}
+	for _, p := range Purposes() {
+		k, err := DeriveSubkey(master, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		needles = append(needles, k)
+		names = append(names, p)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), memChildEnv+"="+hex.EncodeToString(master))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := bufio.NewScanner(out)
+	for _, phase := range []string{"used", "wiped"} {
+		if !lines.Scan() || lines.Text() != phase {
+			t.Fatalf("child: %q, want %q", lines.Text(), phase)
+		}
+		waitStopped(t, cmd.Process.Pid)
+		hits, err := harden.FindInProcess(cmd.Process.Pid, needles)
+		if err != nil {
+			t.Skipf("skipping: cannot read the child's memory: %v", err)
+		}
+		count := make([]int, len(needles))
+		for _, h := range hits {
+			count[h.Needle]++
+			if phase == "used" && !h.Mapping.HasFlag("dd") {
+				t.Errorf("%s at %#x in %s (flags %v): outside the keyring", names[h.Needle], h.Addr, h.Mapping.Path, h.Mapping.Flags)
+			}
+		}
+		for i, n := range count {
+			want := 0
+			if phase == "used" && i > 0 && names[i] != purposeKeyCheck {
+				want = 1
+			}
+			if n != want {
+				t.Errorf("%s: %s found %d times in the child's memory, want %d", phase, names[i], n, want)
+			}
+		}
+		t.Logf("%s: %v", phase, count)
+		cmd.Process.Signal(syscall.SIGCONT)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+}

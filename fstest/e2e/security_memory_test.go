@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/crypt/config"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
+	"github.com/cryptfs/cryptfs/internal/harden"
+	"github.com/cryptfs/cryptfs/internal/reversefs"
+)
+
+// SECURITY.md, "Key handling": while a daemon serves a mount, its memory
+// holds each subkey it uses exactly once, in its keyring (locked in RAM,
+// excluded from core dumps), and neither the master key, nor the key-check
+// subkey, nor (when it unlocked the config itself, with -f) the password
+// or the password-derived key; core dumps are off (RLIMIT_CORE 0) and the
+// daemon is not dumpable. (After unmount the keyring is wiped before the daemon
+// exits: crypt's TestKeysInMemory.)
+
+// waitStopped waits until process pid is stopped (SIGSTOP).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		mustDo(t, err)
+		if i := strings.LastIndexByte(string(data), ')'); i > 0 && strings.HasPrefix(string(data[i+1:]), " T") {
+			return
+		}
+	}
+	t.Fatalf("process %d did not stop", pid)
+}
+
+func TestDaemonKeysInMemory(t *testing.T) {
+	cryptfstest.RequireFUSE(t)
+	for _, mode := range []string{"background", "foreground", "reverse"} {
+		t.Run(mode, func(t *testing.T) { testDaemonKeysInMemory(t, mode) })
+	}
+}
+
+func testDaemonKeysInMemory(t *testing.T, mode string) {
+	ctx := context.Background()
+	cli := cryptfstest.NewCLI(t)
+	cipher := filepath.Join(t.TempDir(), "cipher")
+	confPath := filepath.Join(cipher, config.FileName)
+	var initArgs []string
+	if mode == "reverse" {
+		mustDo(t, os.Mkdir(cipher, 0o700))
+		reverseTree(t, cipher)
+		confPath = filepath.Join(cipher, reversefs.ConfigName)
+		initArgs = []string{"--reverse"}
+	}
+	res, err := cli.Init(ctx, cipher, initArgs...)
+	mustDo(t, err)
+	master, err := config.ParseRecoveryKey(recoveryKeyRE.FindString(string(res.Stdout)))
+	mustDo(t, err)
+	cfg, err := config.Load(confPath, config.LoadOptions{AllowWeakKDF: true})
+	mustDo(t, err)
+	names := []string{"password", "master", "kek"}
+	needles := [][]byte{[]byte(cryptfstest.Password), master, argon2.IDKey([]byte(cryptfstest.Password), cfg.KDF.Salt, cfg.KDF.Time, cfg.KDF.MemoryKiB, cfg.KDF.Threads, crypt.KeyLen)}
+	for _, p := range crypt.Purposes() {
+		k, err := crypt.DeriveSubkey(master, p)
+		mustDo(t, err)
+		names, needles = append(names, p), append(needles, k)
+	}
+	// wanted says how many copies of each needle the daemon may hold:
+	// each subkey of its Suite once (and of its Reverse, in reverse
+	// mode); nothing else.
+	wanted := func(name string) int {
+		switch {
+		case name == "password" || name == "master" || name == "kek" || name == "key-check":
+			return 0
+		case strings.HasPrefix(name, "reverse-"):
+			if mode == "reverse" {
+				return 1
+			}
+			return 0
+		}
+		return 1
+	}
+
+	var m *cryptfstest.Mount
+	if mode == "reverse" {
+		// Read the whole view: names, contents, links, attributes.
+		m = mountReverse(t, cipher)
+		for range 2 {
+			treeDigests(t, m.Dir, digestOptions{})
+		}
+	} else {
+		m = cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Background: mode == "background"})
+		useEveryKey(t, m.Dir)
+	}
+
+	pid := m.PID()
+	limits, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	mustDo(t, err)
+	for _, l := range strings.Split(string(limits), "\n") {
+		if strings.HasPrefix(l, "Max core file size") && strings.Fields(l)[4] != "0" || strings.HasPrefix(l, "Max core file size") && strings.Fields(l)[5] != "0" {
+			t.Errorf("the daemon may dump core: %s", l)
+		}
+	}
+	mustDo(t, m.Signal(syscall.SIGSTOP))
+	waitStopped(t, pid)
+	hits, err := harden.FindInProcess(pid, needles)
+	m.Signal(syscall.SIGCONT)
+	mustDo(t, err)
+	count := make([]int, len(needles))
+	for _, h := range hits {
+		count[h.Needle]++
+		if !h.Mapping.HasFlag("dd") || !h.Mapping.HasFlag("lo") {
+			t.Errorf("%s at %#x in a mapping with flags %v: want the keyring (lo: locked, dd: not dumped)", names[h.Needle], h.Addr, h.Mapping.Flags)
+		}
+	}
+	for i, n := range count {
+		if want := wanted(names[i]); n != want {
+			t.Errorf("%s found %d times in the daemon's memory, want %d", names[i], n, want)
+		}
+	}
+	t.Logf("copies in the daemon (%s): %v", strings.Join(names, " "), count)
+	cryptfstest.Unmount(t, m)
+}
+
+// useEveryKey uses every key of a forward mount at dir: names (long ones
+// too), contents, attributes, links.
+func useEveryKey(t *testing.T, dir string) {
+	t.Helper()
+	long := strings.Repeat("l", 200)
+	for i := range 50 {
+		d := filepath.Join(dir, fmt.Sprintf("dir%d", i))
+		mustDo(t, os.Mkdir(d, 0o755))
+		mustDo(t, os.WriteFile(filepath.Join(d, long), make([]byte, 3*crypt.BlockSize), 0o644))
+		mustDo(t, unix.Setxattr(d, "user.x", []byte("value"), 0))
+		mustDo(t, os.Symlink("../target", filepath.Join(d, "sym")))
+	}
+	for i := range 50 {
+		d := filepath.Join(dir, fmt.Sprintf("dir%d", i))
+		if _, err := os.ReadFile(filepath.Join(d, long)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Readlink(filepath.Join(d, "sym")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readNames(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDaemonNotDumpable: an unprivileged user's daemon is not dumpable: its
+// /proc files belong to root (the kernel's sign of it), so the user's own
+// processes can neither ptrace it nor read its memory. Its keyring is
+// locked in RAM under a user's default RLIMIT_MEMLOCK.
+func TestDaemonNotDumpable(t *testing.T) {
+	cryptfstest.UserFUSE(t)
+	const uid, gid = 65534, 65534
+	bin := cryptfstest.Binary(t)
+	if !runnableByAll(bin) {
+		t.Skipf("skipping: %s cannot be run by another user", bin)
+	}
+	base, err := os.MkdirTemp("", "cryptfs-dump-")
+	mustDo(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	mustDo(t, os.Chmod(base, 0o755))
+	dirs := map[string]string{}
+	for _, d := range []string{"cipher", "mnt", "run"} {
+		dirs[d] = filepath.Join(base, d)
+		mustDo(t, os.Mkdir(dirs[d], 0o700))
+		mustDo(t, os.Chown(dirs[d], uid, gid))
+	}
+	cli := &cryptfstest.CLI{Bin: bin, Cred: &syscall.Credential{Uid: uid, Gid: gid},
+		Env: []string{"XDG_RUNTIME_DIR=" + dirs["run"]}}
+	res, err := cli.Init(context.Background(), dirs["cipher"])
+	mustDo(t, err)
+	master, err := config.ParseRecoveryKey(recoveryKeyRE.FindString(string(res.Stdout)))
+	mustDo(t, err)
+	content, err := crypt.DeriveSubkey(master, "content")
+	mustDo(t, err)
+	m, err := cryptfstest.TryMount(t, cli, cryptfstest.MountOptions{Cipher: dirs["cipher"], Dir: dirs["mnt"]})
+	mustDo(t, err)
+	// The daemon still works: the second write opens an existing file,
+	// which the daemon reopens through its own /proc/self/fd.
+	raceStep(t, uid, gid, "write", filepath.Join(dirs["mnt"], "f"))
+	raceStep(t, uid, gid, "write", filepath.Join(dirs["mnt"], "f"))
+	if owner := processUID(t, m.PID()); owner != uid {
+		t.Fatalf("the daemon runs as uid %d, want %d", owner, uid)
+	}
+	var st unix.Stat_t
+	mustDo(t, unix.Stat("/proc/"+strconv.Itoa(m.PID())+"/mem", &st))
+	if st.Uid != 0 {
+		t.Errorf("/proc/%d/mem of the user's daemon belongs to uid %d: the daemon is dumpable", m.PID(), st.Uid)
+	}
+	mustDo(t, m.Signal(syscall.SIGSTOP))
+	waitStopped(t, m.PID())
+	hits, err := harden.FindInProcess(m.PID(), [][]byte{content})
+	m.Signal(syscall.SIGCONT)
+	mustDo(t, err)
+	if len(hits) != 1 || !hits[0].Mapping.HasFlag("lo") || !hits[0].Mapping.HasFlag("dd") {
+		t.Errorf("the content subkey in the user's daemon: %+v, want once, in a locked (lo), undumpable (dd) mapping", hits)
+	}
+	cryptfstest.Unmount(t, m)
+}
