@@ -65,6 +65,9 @@ type Options struct {
 	// Idle, if positive, unmounts the mount once it has served no request
 	// for that long and nothing keeps it busy (see idle.go).
 	Idle time.Duration
+	// SharedStorage: CipherDir may change behind the daemon's back (sync
+	// clients); see CheckShared and package fusefs (shared.go).
+	SharedStorage bool
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -125,8 +128,13 @@ func Serve(ctx context.Context, o Options) (err error) {
 		defer pprof.StopCPUProfile()
 	}
 
-	t, err := chooseTier(o.FastPath, o.BPFShadow)
-	if err != nil {
+	if err := CheckShared(o.SharedStorage, false, o.FastPath, o.BPFShadow); err != nil {
+		return err
+	}
+	var t tierChoice
+	if o.SharedStorage {
+		t = sharedTier(o.FastPath)
+	} else if t, err = chooseTier(o.FastPath, o.BPFShadow); err != nil {
 		return err
 	}
 	defer t.close()
@@ -156,6 +164,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Log:      o.Log,
 		Retain:   fastpath.MaxAttrs,
 		LowerFD:  o.lowerFD,
+		Shared:   o.SharedStorage,
 	}, notifier)
 	if err != nil {
 		return err
@@ -167,6 +176,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		ReadOnly:   o.ReadOnly,
 		AllowOther: o.AllowOther,
 		Tier:       t.tier,
+		Shared:     o.SharedStorage,
 	}
 	if o.Log.Debug().Enabled() {
 		// jacobsa/fuse formats a line for every failed request that is not

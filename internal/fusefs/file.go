@@ -80,7 +80,9 @@ func (fs *FS) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		return err
 	}
 	op.Handle = fs.addFileHandle(n, fd, flags == unix.O_RDWR)
-	op.KeepPageCache = true
+	// In shared mode the kernel keeps the file's pages only when the
+	// lower file did not change since the last open (shared.go).
+	op.KeepPageCache = fs.keepPages(n, fd)
 	return nil
 }
 

@@ -33,7 +33,7 @@ func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 		return err
 	}
 	op.Handle = fs.addHandle(&dirHandle{n: n})
-	if fs.cache.Tier() == meta.KernelCache {
+	if fs.cache.Tier() == meta.KernelCache && !fs.shared {
 		// The kernel may keep the listing in the directory's page cache
 		// and serve later listings from it: it drops the cache itself on
 		// every change it makes to the directory (create, unlink, rename,
@@ -41,6 +41,7 @@ func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 		// directory changes only through the daemon (docs/fast-path.md);
 		// InvalidateInode of the directory drops it too. Without it every
 		// ls lists, decrypts and stats the whole lower directory again.
+		// Not in shared mode, whose lower directories change outside.
 		op.CacheDir, op.KeepCache = true, true
 	}
 	return nil
