@@ -227,6 +227,9 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
+	if h.tree = openPathTree(o, suite); h.tree != nil {
+		defer h.tree.Close() // after ctl.Close, deferred below
+	}
 	if t.fp != nil {
 		if info, err := t.fp.Program().Info(); err == nil {
 			if id, ok := info.ID(); ok {
