@@ -119,10 +119,13 @@ func (fs *FS) gone() error {
 
 // stamp is what a lower regular file looked like when it was last opened
 // through the mount: in shared mode the kernel keeps the file's pages
-// across an open only when the stamp has not changed since.
+// across an open only when the stamp has not changed since. Size and
+// mtime, not ctime: the daemon's own atime updates (relatime) change the
+// ctime of every file read, and every writer of content changes the
+// mtime (a file replaced by rename is another inode, so another node).
 type stamp struct {
-	size         int64
-	mtime, ctime unix.Timespec
+	size  int64
+	mtime unix.Timespec
 }
 
 // keepPages records the stamp of the lower file behind fd on n and
@@ -136,7 +139,7 @@ func (fs *FS) keepPages(n *inode, fd int) bool {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false
 	}
-	s := stamp{size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	s := stamp{size: st.Size, mtime: st.Mtim}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	keep := n.stampOK && n.stamp == s
