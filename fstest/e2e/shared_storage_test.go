@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryptfs/cryptfs/fstest"
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/meta"
 )
@@ -552,5 +553,21 @@ func TestSharedStorageFlags(t *testing.T) {
 			cryptfstest.Detach(mnt)
 			t.Errorf("%v mounted", args)
 		}
+	}
+}
+
+// TestSharedStorageSuite runs the POSIX suite on a --shared-storage
+// mount: the mode changes what is cached, not what the file system does.
+func TestSharedStorageSuite(t *testing.T) {
+	for _, tier := range []string{"auto", "off"} {
+		t.Run(tier, func(t *testing.T) {
+			m := sharedMount(t, cryptfstest.Init(t), "--fast-path="+tier, "--allow-other")
+			fstest.Run(t, m.Dir, cryptfsOptions())
+			cryptfstest.Unmount(t, m)
+			if strings.Contains(m.Log(), `"level":"error"`) {
+				t.Errorf("the daemon logged errors during the suite:\n%s", m.Log())
+			}
+			fsck(t, m.Cipher, 0)
+		})
 	}
 }
