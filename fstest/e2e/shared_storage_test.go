@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/fstest"
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/meta"
@@ -570,4 +571,56 @@ func TestSharedStorageSuite(t *testing.T) {
 			fsck(t, m.Cipher, 0)
 		})
 	}
+}
+
+// TestSharedStorageDirectoryArriving: a sync client creates a directory
+// before it brings the directory's name IV file (rsync sorts names
+// starting with "-" before it; Syncthing pulls in any order). The mount
+// shows the directory empty meanwhile and never writes an IV of its own
+// into it (that one would replace the real one on the other machines, or
+// be replaced and leave the mount with the wrong IV); once the IV and the
+// files are there, the mount shows them.
+func TestSharedStorageDirectoryArriving(t *testing.T) {
+	cipher := cryptfstest.Init(t)
+	mA := sharedMount(t, cipher)
+	other := copyTree(t, cipher)
+	mB := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: other})
+	mustDo(t, os.Mkdir(filepath.Join(mB.Dir, "incoming"), 0o755))
+	mustDo(t, os.WriteFile(filepath.Join(mB.Dir, "incoming", "file.txt"), []byte("arrived"), 0o644))
+	cryptfstest.Unmount(t, mB)
+	srcDir := lowerPath(t, other, "incoming")
+	srcFile := lowerPath(t, other, "incoming/file.txt")
+	dstDir := filepath.Join(cipher, strings.TrimPrefix(srcDir, other))
+
+	// The sync client's first step: the directory, empty.
+	mustDo(t, os.Mkdir(dstDir, 0o755))
+	time.Sleep(sharedBound + sharedSlack) // the root's listing and entries expire
+	if got := listDir(t, filepath.Join(mA.Dir, "incoming")); len(got) != 0 {
+		t.Errorf("the arriving directory lists %q, want nothing yet", got)
+	}
+	if _, err := os.Stat(filepath.Join(mA.Dir, "incoming", "file.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of a name in the arriving directory: %v, want ENOENT", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dstDir, crypt.DirIVFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the mount wrote a name IV into a directory a sync client is bringing (%v)", err)
+	}
+
+	// The rest arrives: IV and file, each a temporary file renamed.
+	for _, f := range []struct{ src, dst string }{
+		{filepath.Join(srcDir, crypt.DirIVFile), filepath.Join(dstDir, crypt.DirIVFile)},
+		{srcFile, filepath.Join(dstDir, filepath.Base(srcFile))},
+	} {
+		data, err := os.ReadFile(f.src)
+		mustDo(t, err)
+		mustDo(t, os.WriteFile(f.dst+".tmp", data, 0o644))
+		mustDo(t, os.Rename(f.dst+".tmp", f.dst))
+	}
+	time.Sleep(sharedBound + sharedSlack)
+	if got := listDir(t, filepath.Join(mA.Dir, "incoming")); !slices.Equal(got, []string{"file.txt"}) {
+		t.Errorf("the directory once complete lists %q, want file.txt", got)
+	}
+	if got, err := os.ReadFile(filepath.Join(mA.Dir, "incoming", "file.txt")); err != nil || string(got) != "arrived" {
+		t.Errorf("incoming/file.txt: %q, %v", got, err)
+	}
+	noAuthFailures(t, mA)
 }
