@@ -315,6 +315,9 @@ func TestSharedStorageReplaceByRename(t *testing.T) {
 // slowest stat is reported and must stay far below a stall), and after
 // the bound it lists exactly what the tree holds.
 func TestSharedStorageBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the burst of 10,000 changes in -short mode")
+	}
 	needTool(t, "rsync")
 	const n = 10000
 	cipher := cryptfstest.Init(t)
@@ -559,8 +562,17 @@ func TestSharedStorageFlags(t *testing.T) {
 
 // TestSharedStorageSuite runs the POSIX suite on a --shared-storage
 // mount: the mode changes what is cached, not what the file system does.
+// The off tier ($CRYPTFS_SHARED_TIERS=auto,off) passed too when the mode
+// was written; by default the suite runs in the tier auto picks.
 func TestSharedStorageSuite(t *testing.T) {
-	for _, tier := range []string{"auto", "off"} {
+	if testing.Short() {
+		t.Skip("skipping the suite on a shared-storage mount in -short mode")
+	}
+	tiers := []string{"auto"}
+	if env := os.Getenv("CRYPTFS_SHARED_TIERS"); env != "" {
+		tiers = strings.Split(env, ",")
+	}
+	for _, tier := range tiers {
 		t.Run(tier, func(t *testing.T) {
 			m := sharedMount(t, cryptfstest.Init(t), "--fast-path="+tier, "--allow-other")
 			fstest.Run(t, m.Dir, cryptfsOptions())
