@@ -183,10 +183,12 @@ func testSharedStorageSync(t *testing.T, tier string) {
 		}()
 	}
 	syncInto(t, other, cipher)
-	synced := time.Now()
-	time.Sleep(time.Until(synced.Add(sharedBound + sharedSlack)))
 	close(stop)
 	readers.Wait()
+	// The bound runs from the change, or from the reply to a request
+	// that read the tree before it and was still on its way: the readers'
+	// last ones.
+	time.Sleep(sharedBound + sharedSlack)
 	if len(bad) > 0 {
 		t.Errorf("%d of %d reads by path during the sync were neither version (first: %s)", len(bad), reads.Load(), bad[0])
 	}
@@ -449,14 +451,30 @@ func TestSharedStorageCost(t *testing.T) {
 		{"warm stat (within the bound)", statAll},
 		{"cat", catAll},
 		{"cat again", catAll},
+		{"write 100 new files, 3 writes each", func(dir string) {
+			for i := range 100 {
+				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("w%03d", i)))
+				mustDo(t, err)
+				for range 3 {
+					_, err = f.Write(randBytes(uint64(i), 1000))
+					mustDo(t, err)
+				}
+				mustDo(t, f.Close())
+			}
+		}},
 		{"stat after the bound", func(dir string) { time.Sleep(sharedBound + sharedSlack); statAll(dir) }},
 		{"ls -l", func(dir string) { runCmd(t, "", "ls", "-l", dir) }},
 	}
 	counts := make([][]map[string]uint64, len(modes))
+	var warmBy [2]time.Duration // from the start of the cold stats to the end of the warm ones
 	for mi, md := range modes {
 		prev := requestCounts(t, md.m)
-		for _, ph := range phases {
+		start := time.Now()
+		for pi, ph := range phases {
 			ph.run(md.m.Dir)
+			if pi == 1 {
+				warmBy[mi] = time.Since(start)
+			}
 			cur := requestCounts(t, md.m)
 			d := map[string]uint64{}
 			for op, c := range cur {
@@ -489,7 +507,7 @@ func TestSharedStorageCost(t *testing.T) {
 			total[1] += s
 			parts = append(parts, fmt.Sprintf("%s %d/%d", op, d, s))
 		}
-		fmt.Fprintf(&table, "  %-30s total %5d / %5d (%s)  %s\n", ph.name, total[0], total[1], ratio(total[1], total[0]), strings.Join(parts, ", "))
+		fmt.Fprintf(&table, "  %-36s total %5d / %5d (%s)  %s\n", ph.name, total[0], total[1], ratio(total[1], total[0]), strings.Join(parts, ", "))
 	}
 	t.Log(table.String())
 
@@ -502,7 +520,11 @@ func TestSharedStorageCost(t *testing.T) {
 		})
 	}
 	shared, def := counts[1], counts[0]
-	if w := shared[phase("warm stat (within the bound)")]; w["LOOKUP"]+w["GETATTR"] != 0 {
+	if warmBy[1] > sharedBound*3/4 {
+		// A loaded machine: some of the cold stats' replies may have
+		// expired before their warm stat.
+		t.Logf("the cold and warm stats took %v on the shared mount: not checking that the warm ones stayed in the kernel", warmBy[1])
+	} else if w := shared[phase("warm stat (within the bound)")]; w["LOOKUP"]+w["GETATTR"] != 0 {
 		t.Errorf("shared mode, warm stat within the bound: %v reached the daemon, want none (the kernel keeps entries and attributes for the bound)", w)
 	}
 	if c := shared[phase("cat again")]; c["READ"] != 0 {
