@@ -17,19 +17,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unkn
 build:
 	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o $(BIN) ./cmd/cryptfs
 
-# System packages the tests need (FUSE userspace tools; restic, rsync and
-# gocryptfs for the backup and path-length tests), installed when missing
-# on Debian; pamtester, the PAM headers and a C compiler for pam_cryptfs.so.
+# System packages the tests need, installed when missing on Debian
+# (scripts/deps.sh says which and why).
 deps:
-	@command -v fusermount3 >/dev/null || { echo "installing fuse3"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null; }
-	@missing=""; for t in restic rsync gocryptfs; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
-	  if [ -n "$$missing" ]; then echo "installing$$missing (backup and path-length tests)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
-	  echo "could not install$$missing: the tests that need them skip"; fi
-	@{ command -v pamtester && command -v cc && test -e /usr/include/security/pam_modules.h; } >/dev/null || { \
-	  echo "installing pamtester libpam0g-dev gcc (the PAM tests)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pamtester libpam0g-dev gcc >/dev/null; }
+	@scripts/deps.sh
 
 # Everything: unit, fuzz seed corpora, CLI scripts, BPF programs against the
 # real verifier, the POSIX suite on a plain directory and on real cryptfs
@@ -40,8 +31,8 @@ deps:
 # draws them from the clock).
 FSTEST_MODEL_SEED ?= 20261127
 test: deps build vet
-	FSTEST_MODEL_SEED=$(FSTEST_MODEL_SEED) CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m ./...
-	CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) -C bench test -race -count=1 -timeout 30m ./...
+	FSTEST_MODEL_SEED=$(FSTEST_MODEL_SEED) CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 45m ./...
+	CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) -C bench test -race -count=1 -timeout 45m ./...
 
 # The same without the slow second suite runs.
 test-short: deps build

@@ -262,6 +262,17 @@ func (c *Cache) ChangedAttr(n *Node) {
 	}
 }
 
+// ReplaceAttr caches and publishes n's attributes after a change the
+// kernel made, a read the caller made after the change: ChangedAttr
+// followed by SetAttr, without the moment in between when the fast path
+// has nothing to answer with. The epoch moves as with ChangedAttr, so a
+// stat taken before the change is not cached. Call with n's lock held
+// exclusively.
+func (c *Cache) ReplaceAttr(n *Node, a fuseops.InodeAttributes) {
+	c.epoch.Add(1)
+	c.SetAttr(n, a)
+}
+
 // RevokeAttr drops n's attributes everywhere, the kernel's cache included.
 func (c *Cache) RevokeAttr(n *Node) {
 	c.ChangedAttr(n)

@@ -109,6 +109,19 @@ func TestRulesReachTheSink(t *testing.T) {
 	}
 	expect(t, "changes withdraw", r.take(), "DropAttr 7", "DropEntry 1/f")
 
+	// ReplaceAttr: a change the caller re-read at once replaces the fact
+	// in one update (no DropAttr, so the program never misses in
+	// between) and moves the epoch like ChangedAttr.
+	epoch := c.Epoch()
+	c.ReplaceAttr(file, fuseops.InodeAttributes{Size: 12})
+	if a, ok := c.Attr(file); !ok || a.Size != 12 {
+		t.Errorf("after ReplaceAttr: %+v, %v", a, ok)
+	}
+	if c.Epoch() == epoch {
+		t.Error("ReplaceAttr did not move the epoch: a stat taken before the change could be cached")
+	}
+	expect(t, "replace", r.take(), "PutAttr 7 size=12")
+
 	c.SetXattr(file, "user.a", []byte("v"), true)
 	c.SetXattr(file, "user.b", nil, false)
 	c.ServeXattr(file, "user.b")

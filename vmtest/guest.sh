@@ -10,7 +10,9 @@
 # Stages, in order (VMTEST_STAGES selects some, space-separated):
 #   module     (Debian's stock kernel only) the loaded fuse is our module:
 #              its version, modversions refusing the stock virtiofs.ko,
-#              ours loading, `cryptfs kmod status` saying so
+#              ours loading, `cryptfs kmod status` saying so, and
+#              `cryptfs status` of an auto mount saying ebpf, the module's
+#              version and the hook
 #   hooktest   the kernel hook on its own (vmtest/hooktest)
 #   fstest     the POSIX suite on a cryptfs mount with --fast-path=ebpf,
 #              then the integrity tests (default tier auto, which must
@@ -22,6 +24,9 @@
 #              same type: no fact of the old one shows (vmtest/workload)
 #   meta       the metadata workload in the off, kernel-cache and ebpf
 #              tiers, its table, the >= 90% cut (vmtest/workload)
+#   untar      busybox tar -xf of a source-like archive and rm -rf of it
+#              in the kernel-cache and ebpf tiers: identical trees, and the
+#              requests each sends to the daemon (vmtest/workload)
 #   coherence  the coherence stress in the ebpf tier (vmtest/workload)
 #
 # VMTEST_META_FLAGS adds flags to `workload meta` (vmtest.sh --quick: a
@@ -102,10 +107,32 @@ if [ "${1:-}" = module-stage ]; then
 		echo "$out"
 		no "cryptfs kmod status failed"
 	fi
+	# A mount with the default --fast-path=auto: cryptfs status must say
+	# ebpf, and name the module's version and the hook.
+	c=$TMPDIR/status-cipher m=$TMPDIR/status-mnt
+	mkdir -p "$m"
+	if echo pw | cryptfs init --insecure-kdf "$c" >/dev/null 2>&1 &&
+		echo pw | cryptfs mount --insecure-kdf "$c" "$m" >/dev/null 2>&1; then
+		out=$(cryptfs status "$m" 2>&1)
+		echo "$out" | grep -E '^(Fast path|Wanted|Kernel FUSE):' | sed 's/^/      /'
+		kline="loadable module, loaded, $v, cryptfs hook: yes"
+		if echo "$out" | grep -qF "Fast path:   ebpf (the kernel's fuse has the cryptfs hook ($kline))" &&
+			echo "$out" | grep -qF "Wanted:      --fast-path=auto (ebpf tier wanted: yes)" &&
+			echo "$out" | grep -qF "Kernel FUSE: $kline (kernel $kver)"; then
+			ok "cryptfs status of an auto mount says ebpf, the module's version $v and the hook"
+		else
+			echo "$out"
+			no "cryptfs status of an auto mount does not say ebpf with module $v and the hook"
+		fi
+		cryptfs unmount "$m" || no "cryptfs unmount $m failed"
+	else
+		no "cryptfs init or mount for the status check failed"
+	fi
+	rm -rf "$c" "$m"
 	exit $bad
 fi
 
-stages=${VMTEST_STAGES:-hooktest fstest reuse meta coherence}
+stages=${VMTEST_STAGES:-hooktest fstest reuse meta untar coherence}
 mkdir -p "$TMPDIR" || exit 1
 cd "$TMPDIR" || exit 1
 
@@ -161,6 +188,7 @@ for s in $stages; do
 		# shellcheck disable=SC2086 # VMTEST_META_FLAGS is a list of flags
 		run_stage meta 2400 workload meta -bin /bin/cryptfs ${VMTEST_META_FLAGS:-}
 		;;
+	untar) run_stage untar 1800 workload untar -bin /bin/cryptfs ${VMTEST_UNTAR_FLAGS:-} ;;
 	coherence) run_stage coherence 300 workload coherence -bin /bin/cryptfs -tier ebpf ;;
 	*)
 		echo "=== unknown stage $s"

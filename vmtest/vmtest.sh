@@ -45,8 +45,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ -z "$stages" ]; then
-	stages="hooktest fstest reuse meta coherence"
-	[ "$quick" = 1 ] && stages="hooktest reuse meta coherence"
+	stages="hooktest fstest reuse meta untar coherence"
+	[ "$quick" = 1 ] && stages="hooktest reuse meta untar coherence"
 	# On the stock kernel: first that the module is ours, and also that
 	# without a program attached it behaves like the stock one.
 	if [ "$debian" = 1 ]; then
@@ -105,6 +105,12 @@ if [ -f "$log" ]; then
 	if [ -n "$table" ]; then
 		echo
 		echo "Metadata workload in the vmtest guest ($kernel_desc, qemu TCG):"
+		echo "$table"
+	fi
+	table=$(tr -d '\r' <"$log" | sed -n '/^=== untar table$/,/^=== end$/{/^===/d;p}')
+	if [ -n "$table" ]; then
+		echo
+		echo "untar and rm -rf in the vmtest guest ($kernel_desc, qemu TCG):"
 		echo "$table"
 	fi
 	echo

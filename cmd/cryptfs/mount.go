@@ -414,6 +414,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	statR.Close()
 	line = strings.TrimSpace(line)
 	tier, ok := strings.CutPrefix(line, "ok ")
+	if line == "ok" { // a daemon with nothing to say about its tier
+		ok = true
+	}
 	if !ok {
 		code, msg := exitError, "the daemon exited without a word (see "+logPath+")"
 		if rest, ok := strings.CutPrefix(line, "error "); ok {

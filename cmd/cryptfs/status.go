@@ -31,8 +31,16 @@ dead (exit code 21): 'cryptfs unmount' removes it.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(e.stdout, "Mountpoint:  %s\nCipher dir:  %s\nDaemon pid:  %d\nFast path:   %s (%s)\nRead-only:   %v\nConnection:  %d\nMounted at:  %s\nInodes:      %d\n",
-				st.Mountpoint, st.CipherDir, st.PID, st.Tier, st.TierReason, st.ReadOnly, st.Device, st.Started.Format("2006-01-02 15:04:05"), st.Inodes)
+			fmt.Fprintf(e.stdout, "Mountpoint:  %s\nCipher dir:  %s\nDaemon pid:  %d\nFast path:   %s (%s)\n",
+				st.Mountpoint, st.CipherDir, st.PID, st.Tier, st.TierReason)
+			if st.FastPathWanted != "" {
+				fmt.Fprintf(e.stdout, "Wanted:      --fast-path=%s (ebpf tier wanted: %s)\n", st.FastPathWanted, yesNo(st.EBPFWanted))
+			}
+			if k := st.Kernel; k != nil {
+				fmt.Fprintf(e.stdout, "Kernel FUSE: %s (kernel %s)\n", k.Summary, k.Release)
+			}
+			fmt.Fprintf(e.stdout, "Read-only:   %v\nConnection:  %d\nMounted at:  %s\nInodes:      %d\n",
+				st.ReadOnly, st.Device, st.Started.Format("2006-01-02 15:04:05"), st.Inodes)
 			if st.LogFile != "" {
 				fmt.Fprintf(e.stdout, "Log file:    %s\n", st.LogFile)
 			}
@@ -79,4 +87,11 @@ func findDaemon(mnt string) (control.Daemon, error) {
 		return d, fmt.Errorf("%s: %s but does not answer on its control socket (%v); 'cryptfs unmount %s' still works", abs, pid, d.Why, abs)
 	}
 	return d, fmt.Errorf("%s: cannot tell whether its daemon runs: %v", abs, d.Why)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

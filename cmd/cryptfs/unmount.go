@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cryptfs/cryptfs/internal/control"
+	"github.com/cryptfs/cryptfs/internal/holders"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
@@ -132,15 +133,10 @@ func runUnmount(e env, path string, lazy, force bool) error {
 
 // busyError names what keeps the mount m busy.
 func busyError(m mountinfo.Mount, mnt string) error {
-	ms, err := mountinfo.Read()
-	if err != nil {
-		ms = nil
-	}
-	all := append([]mountinfo.Mount{m}, mountinfo.Below(ms, m.ID)...)
-	holders, unseen, _ := mountinfo.Holders(all)
+	r, _ := holders.Find(m)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s is busy; nothing was changed (close these, or cd out, and run cryptfs unmount again; --lazy detaches it now, --force aborts it and loses unwritten data):", mnt)
-	for _, h := range holders {
+	for _, h := range r.Holders {
 		self := ""
 		if h.PID == os.Getpid() {
 			self = ", this command"
@@ -152,20 +148,20 @@ func busyError(m mountinfo.Mount, mnt string) error {
 			fmt.Fprintf(&b, " %s", h.Path)
 		}
 	}
-	for _, sub := range all[1:] {
+	for _, sub := range r.Submounts {
 		fmt.Fprintf(&b, "\n    a mount inside it: %s (%s)", sub.Mountpoint, sub.FSType)
 	}
 	hidden := ""
-	if unseen > 0 {
-		hidden = fmt.Sprintf("processes that could not be inspected: %d", unseen)
+	if r.Unreadable > 0 {
+		hidden = fmt.Sprintf("processes that could not be inspected: %d", r.Unreadable)
 		if os.Geteuid() != 0 {
 			hidden += " (other users'; root sees them)"
 		}
 	}
 	switch {
-	case len(holders) == 0 && len(all) == 1 && hidden != "":
+	case len(r.Holders) == 0 && len(r.Submounts) == 0 && hidden != "":
 		fmt.Fprintf(&b, "\n    (no process found; %s)", hidden)
-	case len(holders) == 0 && len(all) == 1:
+	case len(r.Holders) == 0 && len(r.Submounts) == 0:
 		b.WriteString("\n    (no process found: something else holds it, e.g. a loop device or a bind mount of a file in it)")
 	case hidden != "":
 		fmt.Fprintf(&b, "\n    (%s)", hidden)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,30 +132,16 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 // startForeground runs `cryptfs mount -f` as a child and waits for its
 // READY=1 on a NOTIFY_SOCKET of our own.
 func (m *Mount) startForeground(ctx context.Context, o MountOptions, args []string) error {
-	sockDir, err := os.MkdirTemp("", "cryptfstest-notify-")
+	// A daemon that runs as another user must reach the socket.
+	notify, err := ListenNotify(m.cli.Cred != nil)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(sockDir)
-	sock := filepath.Join(sockDir, "notify.sock")
-	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	if m.cli.Cred != nil {
-		// The daemon runs as another user, who must reach the socket.
-		if err := os.Chmod(sockDir, 0o711); err != nil {
-			return err
-		}
-		if err := os.Chmod(sock, 0o666); err != nil {
-			return err
-		}
-	}
+	defer notify.Close()
 
 	m.log = &syncBuffer{}
 	m.cmd = exec.Command(m.cli.Bin, args...) // outlives ctx
-	m.cli.prepare(m.cmd, append(slices.Clone(o.Env), "NOTIFY_SOCKET="+sock))
+	m.cli.prepare(m.cmd, append(slices.Clone(o.Env), "NOTIFY_SOCKET="+notify.Path))
 	m.cmd.Stdin = strings.NewReader(m.cli.password())
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -168,27 +153,12 @@ func (m *Mount) startForeground(ctx context.Context, o MountOptions, args []stri
 		close(m.done)
 	}()
 
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := l.ReadFromUnix(buf)
-			if err != nil {
-				ready <- err
-				return
-			}
-			if strings.Contains(string(buf[:n]), "READY=1") {
-				ready <- nil
-				return
-			}
-		}
-	}()
 	fail := func(err error) error {
 		m.Close()
 		return err
 	}
 	select {
-	case err := <-ready:
+	case err := <-notify.Ready():
 		if err != nil {
 			return fail(fmt.Errorf("waiting for the daemon's READY=1: %w: %s", err, tail(m.log.String(), 4000)))
 		}
@@ -428,6 +398,14 @@ func (m *Mount) Close() error {
 
 func (m *Mount) close() error {
 	var errs []error
+	if m.cmd == nil && m.running() && !IsMounted(m.Dir) {
+		// Unmounted by the test: the daemon is on its way out, and
+		// watchExit closes done a moment after it has exited.
+		select {
+		case <-m.done:
+		case <-time.After(exitTimeout):
+		}
+	}
 	if m.running() {
 		if m.cmd != nil {
 			m.Signal(syscall.SIGTERM)

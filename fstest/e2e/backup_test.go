@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -76,113 +73,14 @@ func buildPlainTree(t *testing.T, dir string) {
 	}
 }
 
-// treeEntry is what the comparison looks at for one entry.
-type treeEntry struct {
-	mode   uint32 // type and permission bits
-	size   int64  // regular files
-	mtime  int64  // ns
-	target string // symlinks
-	sum    [32]byte
-	xattrs string // user attributes, sorted "name=value" lines
-	ino    uint64
-	nlink  uint64
-}
-
-// snapshotTree records every entry under root by relative path.
-func snapshotTree(t *testing.T, root string) map[string]treeEntry {
-	t.Helper()
-	out := map[string]treeEntry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		e := treeEntry{mode: st.Mode, mtime: st.Mtim.Nano(), ino: st.Ino, nlink: uint64(st.Nlink)}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			e.size = st.Size
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("read %s: %w", p, err)
-			}
-			copy(e.sum[:], h.Sum(nil))
-		case unix.S_IFLNK:
-			if e.target, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			e.xattrs = strings.Join(userXattrs(t, p), "\n")
-		}
-		if rel != "." {
-			out[rel] = e
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // compareTrees checks that the tree at got holds what the tree at want
 // holds: the same entries with the same type, mode, size, content,
 // modification time, symlink target and user attributes, and the same
-// hard links. Directory times are compared when dirTimes is set.
-func compareTrees(t *testing.T, want, got string, dirTimes bool) {
+// hard links.
+func compareTrees(t *testing.T, want, got string) {
 	t.Helper()
-	w, g := snapshotTree(t, want), snapshotTree(t, got)
-	for p, we := range w {
-		ge, ok := g[p]
-		if !ok {
-			t.Errorf("%s: missing from %s", p, got)
-			continue
-		}
-		isDir := we.mode&unix.S_IFMT == unix.S_IFDIR
-		switch {
-		case ge.mode != we.mode:
-			t.Errorf("%s: mode %o, want %o", p, ge.mode, we.mode)
-		case ge.size != we.size || ge.sum != we.sum:
-			t.Errorf("%s: %d bytes, sha256 %x; want %d bytes, %x", p, ge.size, ge.sum[:6], we.size, we.sum[:6])
-		case ge.target != we.target:
-			t.Errorf("%s: symlink to %q, want %q", p, ge.target, we.target)
-		case ge.xattrs != we.xattrs:
-			t.Errorf("%s: xattrs %q, want %q", p, ge.xattrs, we.xattrs)
-		case ge.mtime != we.mtime && (!isDir || dirTimes):
-			t.Errorf("%s: mtime %v, want %v", p, time.Unix(0, ge.mtime).UTC(), time.Unix(0, we.mtime).UTC())
-		case ge.nlink != we.nlink && !isDir:
-			t.Errorf("%s: %d links, want %d", p, ge.nlink, we.nlink)
-		}
-	}
-	for p := range g {
-		if _, ok := w[p]; !ok {
-			t.Errorf("%s: in %s, not in %s", p, got, want)
-		}
-	}
-	// Hard links: names that share an inode in want share one in got.
-	byIno := map[uint64][]string{}
-	for p, we := range w {
-		if we.mode&unix.S_IFMT != unix.S_IFDIR && we.nlink > 1 {
-			byIno[we.ino] = append(byIno[we.ino], p)
-		}
-	}
-	for _, names := range byIno {
-		for _, p := range names[1:] {
-			if g[p].ino != g[names[0]].ino {
-				t.Errorf("%s and %s: one file in %s, two in %s", names[0], p, want, got)
-			}
-		}
-	}
+	o := digestOptions{times: allTimes, links: true}
+	compareDigests(t, got+" against "+want, treeDigests(t, got, o), treeDigests(t, want, o))
 }
 
 // backupFixture builds the plaintext reference tree, copies it into a
@@ -196,7 +94,7 @@ func backupFixture(t *testing.T) (plain, cipher string) {
 	cipher = cryptfstest.Init(t)
 	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher})
 	runCmd(t, "", "cp", "-a", plain+"/.", m.Dir+"/")
-	compareTrees(t, plain, m.Dir, true)
+	compareTrees(t, plain, m.Dir)
 	cryptfstest.Unmount(t, m)
 	return plain, cipher
 }
@@ -243,12 +141,12 @@ func TestBackupRsync(t *testing.T) {
 	runCmd(t, "", rsync, "-aHXS", "--numeric-ids", cipher+"/", mirror+"/")
 
 	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: mirror})
-	compareTrees(t, plain, m.Dir, true)
+	compareTrees(t, plain, m.Dir)
 	cryptfstest.Unmount(t, m)
 
 	out := filepath.Join(t.TempDir(), "restored")
 	cryptfsRestore(t, mirror, "/", out)
-	compareTrees(t, plain, out, true)
+	compareTrees(t, plain, out)
 	var st unix.Stat_t
 	mustDo(t, unix.Stat(filepath.Join(out, "disk.img"), &st))
 	if st.Blocks*512 > 1<<20 {

@@ -231,9 +231,11 @@ func lowerFileOf(t *testing.T, cipher string, ino uint64) string {
 	return found
 }
 
-// lowerPathOf finds the lower path of the plaintext path rel (relative to
-// the mount point) by decrypting names with the harness password, the way
-// fsck does: it does not depend on inode numbers.
+// lowerPathOf returns the path in the cipher tree (or reverse view)
+// cipher of plaintext path rel, encrypting names with the harness password
+// and the tree's cryptfs.conf (ciphertree.LowerPath, as fsck and the
+// offline tools do: it does not depend on inode numbers); it works with
+// and without per-directory IVs, and for long names.
 func lowerPathOf(t *testing.T, cipher, rel string) string {
 	t.Helper()
 	cfg, err := config.Load(filepath.Join(cipher, config.FileName), config.LoadOptions{AllowWeakKDF: true})
@@ -244,31 +246,12 @@ func lowerPathOf(t *testing.T, cipher, rel string) string {
 	crypt.Wipe(master)
 	mustDo(t, err)
 	defer suite.Wipe()
-	dir := cipher
-	for _, want := range strings.Split(filepath.Clean(rel), "/") {
-		dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-		mustDo(t, err)
-		iv, err := ciphertree.ReadDirIV(dfd)
-		if err != nil {
-			unix.Close(dfd)
-			t.Fatalf("read the name IV of %s: %v", dir, err)
-		}
-		var found string
-		err = ciphertree.ReadDir(dfd, func(name string, _ uint64, _ uint8) bool {
-			if plain, err := ciphertree.DecodeName(suite, dfd, iv, name); err == nil && plain == want {
-				found = name
-				return false
-			}
-			return true
-		})
-		unix.Close(dfd)
-		mustDo(t, err)
-		if found == "" {
-			t.Fatalf("no lower entry for %q in %s", want, dir)
-		}
-		dir = filepath.Join(dir, found)
-	}
-	return dir
+	tree, err := ciphertree.Open(cipher, suite)
+	mustDo(t, err)
+	defer tree.Close()
+	lower, err := tree.LowerPath(rel)
+	mustDo(t, err)
+	return filepath.Join(cipher, lower)
 }
 
 // TestAtimeAfterRead: a read that reaches the daemon moves the atime as

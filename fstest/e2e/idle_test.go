@@ -43,7 +43,7 @@ func TestIdleLock(t *testing.T) {
 				cmd.Wait()
 			}
 		}},
-		{name: "mmap", refusal: "mapped", hold: func(t *testing.T, mnt string) func() {
+		{name: "mmap", refusal: "memory map", hold: func(t *testing.T, mnt string) func() {
 			f, err := os.Open(filepath.Join(mnt, "file"))
 			mustDo(t, err)
 			mem, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_SHARED)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -643,18 +642,12 @@ type unitDaemon struct {
 // mnt. The process and mount are torn down when the test ends.
 func startUnit(t *testing.T, argv []string, cred *syscall.Credential, env []string, mnt string) *unitDaemon {
 	t.Helper()
-	sockDir, err := os.MkdirTemp("", "cryptfs-notify-")
+	notify, err := cryptfstest.ListenNotify(true)
 	mustDo(t, err)
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sock := filepath.Join(sockDir, "notify")
-	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	mustDo(t, err)
-	t.Cleanup(func() { l.Close() })
-	mustDo(t, os.Chmod(sockDir, 0o711))
-	mustDo(t, os.Chmod(sock, 0o666))
+	t.Cleanup(func() { notify.Close() })
 
 	d := &unitDaemon{cmd: exec.Command(argv[0], argv[1:]...), out: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd.Env = append(append(os.Environ(), env...), "NOTIFY_SOCKET="+sock)
+	d.cmd.Env = append(append(os.Environ(), env...), "NOTIFY_SOCKET="+notify.Path)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.Dir = "/"
 	if cred != nil {
@@ -678,23 +671,8 @@ func startUnit(t *testing.T, argv []string, cred *syscall.Credential, env []stri
 			cryptfstest.Detach(mnt)
 		}
 	})
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := l.ReadFromUnix(buf)
-			if err != nil {
-				ready <- err
-				return
-			}
-			if strings.Contains(string(buf[:n]), "READY=1") {
-				ready <- nil
-				return
-			}
-		}
-	}()
 	select {
-	case err := <-ready:
+	case err := <-notify.Ready():
 		mustDo(t, err)
 	case err := <-d.done:
 		d.done <- err

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,9 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
-	"github.com/cryptfs/cryptfs/crypt/config"
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
-	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/internal/reversefs"
 )
 
@@ -99,100 +95,14 @@ func mountForward(t *testing.T, cipher string) *cryptfstest.Mount {
 	return cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: cipher, Args: []string{"--fast-path=off"}})
 }
 
-// entryDigest describes an entry of a tree: its type, permissions, size
-// and mtime where given, its content's SHA-256, its symlink target, and
-// its user attributes.
-func entryDigest(t *testing.T, p string, withTimes bool) string {
-	t.Helper()
-	var st unix.Stat_t
-	mustDo(t, unix.Lstat(p, &st))
-	var b strings.Builder
-	fmt.Fprintf(&b, "type=%o perm=%o", st.Mode&unix.S_IFMT, st.Mode&0o7777)
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		sum := sha256.Sum256(readFile(t, p))
-		fmt.Fprintf(&b, " size=%d sha256=%s", st.Size, hex.EncodeToString(sum[:8]))
-		if withTimes {
-			fmt.Fprintf(&b, " mtime=%d.%09d", st.Mtim.Sec, st.Mtim.Nsec)
-		}
-	case unix.S_IFLNK:
-		target, err := os.Readlink(p)
-		mustDo(t, err)
-		fmt.Fprintf(&b, " target=%q", target)
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFREG || st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		for _, kv := range userXattrs(t, p) {
-			fmt.Fprintf(&b, " xattr %s", kv)
-		}
-	}
-	return b.String()
-}
-
-// userXattrs lists p's user attributes as sorted name=hex(value) pairs.
-func userXattrs(t *testing.T, p string) []string {
-	t.Helper()
-	xs, err := readUserXattrs(p)
-	mustDo(t, err)
-	return xs
-}
-
-// treeDigests maps every entry below dir (relative path) to its digest,
-// skipping the names skip says to.
-func treeDigests(t *testing.T, dir string, withTimes bool, skip func(rel string) bool) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "." {
-			return nil
-		}
-		if skip != nil && skip(rel) {
-			return nil
-		}
-		out[rel] = entryDigest(t, p, withTimes)
-		return nil
-	})
-	mustDo(t, err)
-	return out
-}
-
 // skipReverseConfig skips the reverse config at a plaintext root.
 func skipReverseConfig(rel string) bool { return rel == reversefs.ConfigName }
-
-// compareDigests fails the test for every entry whose digest differs.
-func compareDigests(t *testing.T, what string, got, want map[string]string) {
-	t.Helper()
-	if len(want) == 0 {
-		t.Fatalf("%s: nothing to compare", what)
-	}
-	bad := 0
-	for p, w := range want {
-		if g, ok := got[p]; !ok {
-			t.Errorf("%s: %s missing", what, p)
-			bad++
-		} else if g != w {
-			t.Errorf("%s: %s is\n\t%s\nwant\t%s", what, p, g, w)
-			bad++
-		}
-		if bad > 10 {
-			t.Fatalf("%s: too many differences", what)
-		}
-	}
-	for p := range got {
-		if _, ok := want[p]; !ok {
-			t.Errorf("%s: unexpected %s", what, p)
-		}
-	}
-}
 
 // viewDigests hashes every file of a view (and records inode numbers,
 // sizes and times), for comparing two mounts.
 func viewDigests(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	out := treeDigests(t, dir, true, nil)
+	out := treeDigests(t, dir, digestOptions{times: fileTimes})
 	for rel := range out {
 		var st unix.Stat_t
 		mustDo(t, unix.Lstat(filepath.Join(dir, rel), &st))
@@ -236,7 +146,7 @@ func TestReverseCopyMountsForward(t *testing.T) {
 
 			fwd := mountForward(t, cp)
 			compareDigests(t, "forward mount of the copy",
-				treeDigests(t, fwd.Dir, true, nil), treeDigests(t, plain, true, skipReverseConfig))
+				treeDigests(t, fwd.Dir, digestOptions{times: fileTimes}), treeDigests(t, plain, digestOptions{times: fileTimes, skip: skipReverseConfig}))
 			// The hard link is two files in the view: same bytes, two inodes.
 			var a, b unix.Stat_t
 			mustDo(t, unix.Stat(filepath.Join(fwd.Dir, "private"), &a))
@@ -278,7 +188,7 @@ func TestReverseCopyMountsForward(t *testing.T) {
 // of plaintext path rel in the cipher tree cipher.
 func tamperCopy(t *testing.T, cipher, rel string, block uint64) {
 	t.Helper()
-	p := cipherPath(t, cipher, rel)
+	p := lowerPathOf(t, cipher, rel)
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		mustDo(t, os.Chmod(p, 0o600))
@@ -325,8 +235,8 @@ func TestReverseOneFileChanged(t *testing.T) {
 	mustDo(t, os.WriteFile(big, randBytes(99, 16*4096+123), 0o644))
 	initReverse(t, plain)
 	m := mountReverse(t, plain)
-	before := treeDigests(t, m.Dir, false, nil)
-	lower := cipherPath(t, m.Dir, "docs/big")
+	before := treeDigests(t, m.Dir, digestOptions{})
+	lower := lowerPathOf(t, m.Dir, "docs/big")
 	old := readFile(t, lower)
 
 	f, err := os.OpenFile(big, os.O_WRONLY, 0)
@@ -336,7 +246,7 @@ func TestReverseOneFileChanged(t *testing.T) {
 	mustDo(t, f.Close())
 	time.Sleep(1500 * time.Millisecond) // the view's cache validity is 1 s
 
-	after := treeDigests(t, m.Dir, false, nil)
+	after := treeDigests(t, m.Dir, digestOptions{})
 	rel, _ := filepath.Rel(m.Dir, lower)
 	for p, d := range before {
 		if changed := after[p] != d; changed != (p == rel) {
@@ -354,27 +264,6 @@ func TestReverseOneFileChanged(t *testing.T) {
 			t.Errorf("stored block %d changed: %v", b, changed)
 		}
 	}
-}
-
-// cipherPath returns the path in the cipher tree (or view) cipher of
-// plaintext path rel, decrypting names with the harness password and the
-// tree's cryptfs.conf; it works with and without per-directory IVs.
-func cipherPath(t *testing.T, cipher, rel string) string {
-	t.Helper()
-	cfg, err := config.Load(filepath.Join(cipher, config.FileName), config.LoadOptions{AllowWeakKDF: true})
-	mustDo(t, err)
-	master, err := cfg.Unlock([]byte(cryptfstest.Password))
-	mustDo(t, err)
-	suite, err := crypt.New(master, cfg.CryptOptions())
-	crypt.Wipe(master)
-	mustDo(t, err)
-	defer suite.Wipe()
-	tree, err := ciphertree.Open(cipher, suite)
-	mustDo(t, err)
-	defer tree.Close()
-	lower, err := tree.LowerPath(rel)
-	mustDo(t, err)
-	return filepath.Join(cipher, lower)
 }
 
 // rsyncStats runs rsync -aX --stats (extra flags added) and returns its
@@ -454,7 +343,7 @@ func TestReverseRsyncIncremental(t *testing.T) {
 
 	fwd := mountForward(t, backup)
 	compareDigests(t, "forward mount of the rsync backup",
-		treeDigests(t, fwd.Dir, true, nil), treeDigests(t, plain, true, skipReverseConfig))
+		treeDigests(t, fwd.Dir, digestOptions{times: fileTimes}), treeDigests(t, plain, digestOptions{times: fileTimes, skip: skipReverseConfig}))
 }
 
 // resticSummary is the last line of `restic backup --json`.
@@ -535,7 +424,7 @@ func TestReverseRestic(t *testing.T) {
 	restic(t, env, "restore", "latest", "--no-cache", "--target", out)
 	fwd := mountForward(t, filepath.Join(out, view))
 	compareDigests(t, "forward mount of the restic restore",
-		treeDigests(t, fwd.Dir, true, nil), treeDigests(t, plain, true, skipReverseConfig))
+		treeDigests(t, fwd.Dir, digestOptions{times: fileTimes}), treeDigests(t, plain, digestOptions{times: fileTimes, skip: skipReverseConfig}))
 }
 
 // TestReverseReadOnly: every change through the view fails with EROFS.

@@ -287,27 +287,9 @@ func (t *Tree) Readlink(plain string) (string, error) {
 }
 
 // withInode runs fn with a ProcFd path of plain's lower inode (the root
-// for ""), reached without following symlinks.
+// for ""), reached without following symlinks (see withFd).
 func (t *Tree) withInode(plain string, fn func(path string) error) error {
-	var fd int
-	if len(split(plain)) == 0 {
-		var err error
-		if fd, err = dup(t.root); err != nil {
-			return err
-		}
-	} else {
-		dfd, _, last, err := t.parent(plain)
-		if err != nil {
-			return err
-		}
-		fd, err = Openat(dfd, last.Lower, unix.O_PATH|unix.O_NOFOLLOW, 0)
-		unix.Close(dfd)
-		if err != nil {
-			return fmt.Errorf("%s: %w", plain, err)
-		}
-	}
-	defer unix.Close(fd)
-	return fn(ProcFd(fd))
+	return t.withFd(plain, func(fd int) error { return fn(ProcFd(fd)) })
 }
 
 // dup duplicates fd with close-on-exec set.

@@ -16,22 +16,30 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
+	"github.com/cryptfs/cryptfs/internal/peercred"
 )
 
 // Status describes a running mount.
 type Status struct {
-	PID        int       `json:"pid"`
-	Mountpoint string    `json:"mountpoint"`
-	CipherDir  string    `json:"cipher_dir"`
-	Tier       string    `json:"fast_path"`
-	TierReason string    `json:"fast_path_reason,omitempty"`
-	ReadOnly   bool      `json:"read_only"`
-	Device     uint32    `json:"device"` // FUSE connection (major<<20|minor)
-	Started    time.Time `json:"started"`
-	LogFile    string    `json:"log_file,omitempty"`
+	PID        int    `json:"pid"`
+	Mountpoint string `json:"mountpoint"`
+	CipherDir  string `json:"cipher_dir"`
+	Tier       string `json:"fast_path"`
+	TierReason string `json:"fast_path_reason,omitempty"`
+	// FastPathWanted is the --fast-path the mount asked for (auto, ebpf,
+	// kernel-cache or off) and EBPFWanted whether that includes the ebpf
+	// tier (auto or ebpf); when it does and Tier is not "ebpf",
+	// TierReason says why in plain words.
+	FastPathWanted string `json:"fast_path_wanted,omitempty"`
+	EBPFWanted     bool   `json:"ebpf_wanted"`
+	// Kernel is the kernel's FUSE as the daemon found it when it chose
+	// the tier (nil in reverse mode, which never uses the fast path).
+	Kernel   *KernelFuse `json:"kernel_fuse,omitempty"`
+	ReadOnly bool        `json:"read_only"`
+	Device   uint32      `json:"device"` // FUSE connection (major<<20|minor)
+	Started  time.Time   `json:"started"`
+	LogFile  string      `json:"log_file,omitempty"`
 	// StartTicks is when the daemon process started (field 22 of
 	// /proc/<pid>/stat), so a reused pid is not mistaken for it.
 	StartTicks uint64 `json:"start_ticks"`
@@ -42,6 +50,17 @@ type Status struct {
 	// kernel holds, their parents, open files, and in the ebpf tier up to
 	// 32768 more the fast path may still answer for.
 	Inodes int `json:"inodes"`
+}
+
+// KernelFuse is what the running kernel's FUSE offers the ebpf tier
+// (internal/kmod's probe, in strings so clients need not know kmod).
+type KernelFuse struct {
+	Release string `json:"release"`           // uname -r
+	Form    string `json:"form"`              // "built-in", "loadable module, loaded", ...
+	Version string `json:"version,omitempty"` // /sys/module/fuse/version ("cryptfs-..." for our module)
+	Hook    string `json:"hook"`              // "yes", "no" or "unknown": /dev/fuse knows the attach ioctl
+	// Summary is Form, Version and Hook in a few words.
+	Summary string `json:"summary"`
 }
 
 // OpFigures are one opcode's request figures.
@@ -209,7 +228,7 @@ func answer(c net.Conn, h Handler) {
 	if err != nil {
 		return // too long, too slow, or cut short
 	}
-	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
+	if uid, err := peercred.UID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
 		json.NewEncoder(c).Encode(map[string]string{"error": "permission denied"})
 		return
 	}
@@ -242,30 +261,6 @@ func handle(line []byte, h Handler) any {
 		return pathsReply{Paths: out}
 	}
 	return map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
-}
-
-// peerUID returns the uid of the process at the other end of a unix
-// socket connection (SO_PEERCRED, as of its connect or listen).
-func peerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, errors.New("not a unix socket")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if cerr != nil {
-		return -1, cerr
-	}
-	return int(cred.Uid), nil
 }
 
 // Close stops serving, cuts the connections still open and waits until no
@@ -319,7 +314,7 @@ func callReq(path string, owner int, req request, out any) (refused bool, err er
 		return errors.Is(err, syscall.ECONNREFUSED), fmt.Errorf("%w (%w)", ErrNoDaemon, err)
 	}
 	defer c.Close()
-	uid, err := peerUID(c)
+	uid, err := peercred.UID(c)
 	if err != nil {
 		return false, err
 	}

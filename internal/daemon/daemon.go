@@ -142,7 +142,7 @@ func Serve(ctx context.Context, o Options) (err error) {
 	if errors.Is(err, errAttachFailed) && o.FastPath.Auto {
 		o.Log.Warn().Err(err).Msg("falling back to the kernel-cache tier")
 		t.close()
-		t = tierChoice{tier: meta.KernelCache, reason: "auto: " + err.Error()}
+		t = tierChoice{tier: meta.KernelCache, reason: "auto: " + err.Error(), wanted: t.wanted, kernel: t.kernel}
 		err = serveTier(ctx, o, suite, t)
 	}
 	return err
@@ -226,6 +226,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Tier: t.tier.String(), TierReason: t.reason, ReadOnly: o.ReadOnly,
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
+	t.describe(&h.status)
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if h.tree = openPathTree(o, suite); h.tree != nil {
 		defer h.tree.Close() // after ctl.Close, deferred below

@@ -127,43 +127,6 @@ func TestSdNotify(t *testing.T) {
 	sdNotify("READY=1") // must not fail or block
 }
 
-// TestChooseTier: tiers asked for by name are taken as they are; ebpf
-// needs root, the kernel hook and BPF, and auto falls back to
-// kernel-cache, saying why, where ebpf itself fails.
-func TestChooseTier(t *testing.T) {
-	for _, tier := range []meta.Tier{meta.Off, meta.KernelCache} {
-		c, err := chooseTier(Mode{Tier: tier}, false)
-		if err != nil || c.tier != tier || c.fp != nil || c.reason != "requested" {
-			t.Errorf("%v: %+v, %v", tier, c, err)
-		}
-	}
-	hook := os.Geteuid() == 0 && kernelHasHook()
-	auto, err := chooseTier(Mode{Auto: true}, false)
-	defer auto.close()
-	switch {
-	case err != nil:
-		t.Fatalf("auto: %v", err)
-	case hook && auto.tier != meta.EBPF && !strings.Contains(auto.reason, "cannot load"):
-		t.Errorf("auto with the kernel hook: %+v", auto)
-	case !hook && (auto.tier != meta.KernelCache || !strings.HasPrefix(auto.reason, "auto: ")):
-		t.Errorf("auto without the kernel hook (or root): tier %v, reason %q; want kernel-cache and why", auto.tier, auto.reason)
-	}
-	if !hook {
-		if _, err := chooseTier(Mode{Tier: meta.EBPF}, false); err == nil || !strings.Contains(err.Error(), "--fast-path=auto") {
-			t.Errorf("ebpf without the hook: %v, want an error that names the alternatives", err)
-		}
-	}
-	shadow, err := chooseTier(Mode{Tier: meta.EBPF}, true)
-	if errors.Is(err, fastpath.ErrUnavailable) {
-		t.Logf("shadow mode not checked: %v", err)
-		return
-	}
-	defer shadow.close()
-	if err != nil || shadow.tier != meta.EBPF || shadow.fp == nil || shadow.attach {
-		t.Errorf("shadow: %+v, %v; want the ebpf tier with a program, not attached", shadow, err)
-	}
-}
-
 // The end-to-end test runs Serve in a child process (this test binary,
 // re-executed): a process must never open files on a FUSE mount it
 // serves itself.

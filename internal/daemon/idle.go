@@ -2,11 +2,7 @@ package daemon
 
 import (
 	"errors"
-	"path/filepath"
-	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/internal/holders"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
@@ -62,8 +58,8 @@ func idleLock(done <-chan struct{}, o Options, h *controlHandler) {
 		// failed). Try again after another idle period; log when the
 		// reason changes, not at every attempt.
 		why := err.Error()
-		if isBusy(err) {
-			why = "busy: " + describeHolders(o.Mountpoint)
+		if errors.Is(err, mountinfo.ErrBusy) {
+			why = "busy: " + holders.Describe(o.Mountpoint)
 		}
 		if why != busy {
 			o.Log.Log().Str("mountpoint", o.Mountpoint).Str("idle", o.Idle.String()).Str("reason", why).
@@ -72,29 +68,6 @@ func idleLock(done <-chan struct{}, o Options, h *controlHandler) {
 		}
 		last, since = h.activity(), time.Now()
 	}
-}
-
-// isBusy reports whether an unmount failed because the mount is in use:
-// EBUSY from umount2, or fusermount3's message for it.
-func isBusy(err error) bool {
-	return errors.Is(err, unix.EBUSY) || strings.Contains(err.Error(), "resource busy")
-}
-
-// describeHolders names what keeps the mount at mnt busy, as far as this
-// process may see.
-func describeHolders(mnt string) string {
-	t, err := holders.Lookup(filepath.Clean(mnt))
-	if err != nil {
-		return err.Error()
-	}
-	r, err := holders.Find(t)
-	if err != nil {
-		return err.Error()
-	}
-	if len(r.Holders) == 0 && r.Unreadable == 0 {
-		return "no process found (a reference that just went away?)"
-	}
-	return strings.ReplaceAll(r.String(), "\n", "; ")
 }
 
 // activity is the number of requests the mount has served: those that

@@ -63,6 +63,9 @@ func serveReverse(ctx context.Context, o Options) error {
 		}
 	}
 	o.Log.Info().Str("mountpoint", o.Mountpoint).Msg("mounted a reverse view")
+	if o.Mounted != nil {
+		o.Mounted(h.Status())
+	}
 	o.Ready(nil)
 	sdNotify("READY=1\nSTATUS=Mounted the reverse view " + o.Mountpoint)
 

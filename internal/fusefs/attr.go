@@ -11,6 +11,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
+	"github.com/cryptfs/cryptfs/internal/filemode"
 )
 
 // attrsFromStat converts a lower stat to plaintext attributes. Symlink
@@ -23,7 +24,7 @@ func (fs *FS) attrsFromStat(n *inode, st *unix.Stat_t, symlinkLen int) fuseops.I
 	a := fuseops.InodeAttributes{
 		Size:  uint64(st.Size),
 		Nlink: uint32(st.Nlink),
-		Mode:  fileMode(mode),
+		Mode:  filemode.FromUnix(mode),
 		Rdev:  uint32(st.Rdev),
 		Atime: time.Unix(st.Atim.Sec, st.Atim.Nsec),
 		Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
@@ -40,35 +41,6 @@ func (fs *FS) attrsFromStat(n *inode, st *unix.Stat_t, symlinkLen int) fuseops.I
 		a.Size = uint64(symlinkLen)
 	}
 	return a
-}
-
-// fileMode converts unix mode bits to an os.FileMode as jacobsa/fuse wants.
-func fileMode(m uint32) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= os.ModeDir
-	case unix.S_IFCHR:
-		mode |= os.ModeCharDevice | os.ModeDevice
-	case unix.S_IFBLK:
-		mode |= os.ModeDevice
-	case unix.S_IFIFO:
-		mode |= os.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= os.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= os.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
 }
 
 // unixMode converts an os.FileMode back to unix mode bits (type included).
@@ -135,6 +107,16 @@ func (fs *FS) symlinkTarget(n *inode) (string, error) {
 // lock held (either mode), so the cached value cannot be older than a
 // change that finished before.
 func (fs *FS) freshAttrs(n *inode) (fuseops.InodeAttributes, error) {
+	a, err := fs.lowerAttrs(n)
+	if err != nil {
+		return a, err
+	}
+	fs.cache.SetAttr(&n.Node, a)
+	return a, nil
+}
+
+// lowerAttrs stats n's lower file and returns its plaintext attributes.
+func (fs *FS) lowerAttrs(n *inode) (fuseops.InodeAttributes, error) {
 	var st unix.Stat_t
 	if err := fs.stat(n, &st); err != nil {
 		return fuseops.InodeAttributes{}, err
@@ -147,9 +129,7 @@ func (fs *FS) freshAttrs(n *inode) (fuseops.InodeAttributes, error) {
 		}
 		tlen = len(t)
 	}
-	a := fs.attrsFromStat(n, &st, tlen)
-	fs.cache.SetAttr(&n.Node, a)
-	return a, nil
+	return fs.attrsFromStat(n, &st, tlen), nil
 }
 
 // attrs returns n's attributes, from the cache when possible. Call with

@@ -55,7 +55,7 @@ func (fs *FS) endCreate(c *creation, err error) {
 		unix.Unlinkat(c.pfd, crypt.SidecarName(c.lower), 0)
 	}
 	if err == nil {
-		fs.cache.ChangedAttr(&c.p.Node)
+		fs.changedAttr(c.p)
 	}
 	c.p.Unlock()
 }
@@ -161,7 +161,7 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 	if err != nil {
 		return err
 	}
-	fs.cache.ChangedAttr(&t.Node)
+	fs.changedAttr(t)
 	child := fs.remember(c.p, c.lower, op.Name, &st, birth, -1, true, false)
 	// entry takes the child's lock shared; we hold it exclusively.
 	a, err := fs.freshAttrs(child)

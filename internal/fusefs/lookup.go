@@ -118,7 +118,7 @@ func (fs *FS) entry(parent *inode, name string, child *inode, s *seen, out *fuse
 	var err error
 	switch {
 	case ok:
-	case s != nil && (s.fresh || fs.cache.Epoch() == s.epoch) && s.st.Ino == child.ino:
+	case s != nil && (s.fresh || fs.cache.Epoch() == s.epoch) && s.st.Ino == child.ino && s.st.Mode&unix.S_IFMT == child.kind:
 		tlen := 0
 		if child.kind == unix.S_IFLNK {
 			var t string

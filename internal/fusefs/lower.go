@@ -32,7 +32,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 		if err != nil {
 			continue
 		}
-		if st.Ino == n.ino && st.Dev == n.dev && !reborn(nb, birth) {
+		if sameInode(n, nb, st, birth) {
 			return nil
 		}
 	}

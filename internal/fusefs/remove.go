@@ -70,13 +70,17 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 			fs.markDead(child)
 		}
 		child.Lock()
-		fs.cache.ChangedAttr(&child.Node)
+		if isDir || st.Nlink <= 1 {
+			fs.cache.ChangedAttr(&child.Node)
+		} else {
+			fs.changedAttr(child) // another name still leads to it
+		}
 		if dir {
 			fs.cache.ForgetChildren(&child.Node)
 		}
 		child.Unlock()
 	}
-	fs.cache.ChangedAttr(&p.Node)
+	fs.changedAttr(p)
 	fs.cache.SetChild(&p.Node, name, 0, 0)
 	return nil
 }

@@ -117,14 +117,14 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 	if s := fs.known(&src); s != nil {
 		fs.moveLink(s, op1, oldLower, link{parent: np, lower: newLower, plain: op.NewName})
 		s.Lock()
-		fs.cache.ChangedAttr(&s.Node) // ctime
+		fs.changedAttr(s) // ctime
 		s.Unlock()
 	}
 	fs.cache.SetChild(&op1.Node, op.OldName, 0, 0)
 	fs.cache.ChangedChild(&np.Node, op.NewName)
-	fs.cache.ChangedAttr(&op1.Node)
+	fs.changedAttr(op1)
 	if np != op1 {
-		fs.cache.ChangedAttr(&np.Node)
+		fs.changedAttr(np)
 	}
 	return nil
 }

@@ -27,7 +27,10 @@ func (fs *FS) SetInodeAttributes(ctx context.Context, op *fuseops.SetInodeAttrib
 	if op.Handle != nil {
 		h, _ = fs.fileHandle(*op.Handle)
 	}
-	defer fs.cache.ChangedAttr(&n.Node)
+	// The reply carries the new attributes; in the ebpf tier they are
+	// republished as well (changedAttr), so a chown, chmod or utimes (three
+	// per file in an untar) does not leave the next GETATTR to the daemon.
+	defer fs.changedAttr(n)
 
 	if op.Size != nil {
 		if err := fs.truncate(n, h, *op.Size); err != nil {

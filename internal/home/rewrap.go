@@ -17,6 +17,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/crypt/config"
+	"github.com/cryptfs/cryptfs/internal/peercred"
 )
 
 // Re-wrapping the key of a home under a new login password. With the old
@@ -75,7 +76,7 @@ func serveRewrap(l net.Listener, path string, master []byte, allowWeak bool, log
 }
 
 func rewrapRequest(c *net.UnixConn, path string, master []byte, allowWeak bool) error {
-	if uid, err := peerUID(c); err != nil || uid != 0 {
+	if uid, err := peercred.UID(c); err != nil || uid != 0 {
 		return fmt.Errorf("only root may ask (peer uid %d, %v)", uid, err)
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -106,8 +107,7 @@ func RewrapThroughDaemon(uid int, newPassword []byte) error {
 		return err
 	}
 	defer c.Close()
-	uc := c.(*net.UnixConn)
-	if peer, err := peerUID(uc); err != nil || peer != uid {
+	if peer, err := peercred.UID(c); err != nil || peer != uid {
 		return fmt.Errorf("%s is served by uid %d, not %d: refusing to hand it a password", SocketPath(uid), peer, uid)
 	}
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
@@ -154,25 +154,6 @@ func readSecret(r io.Reader) ([]byte, error) {
 			return nil, fmt.Errorf("read the secret: %w", err)
 		}
 	}
-}
-
-// peerUID returns the uid of the process at the other end of c.
-func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if cerr != nil {
-		return -1, cerr
-	}
-	return int(cred.Uid), nil
 }
 
 // lockedCopy returns a copy of key in memory locked against swapping

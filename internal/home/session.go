@@ -169,7 +169,7 @@ func unmountLast(e *Entry, s *Sessions, log Logger) (busy bool, err error) {
 	err = Unmount(e.Mountpoint)
 	if errors.Is(err, ErrBusy) {
 		log.printf(Warning, "%s: the last session closed, but %s is still in use, so it stays mounted until it is not: %s",
-			e.User, e.Mountpoint, describeHolders(e.Mountpoint))
+			e.User, e.Mountpoint, holders.Describe(e.Mountpoint))
 		return true, nil
 	}
 	if err != nil {
@@ -216,7 +216,7 @@ func UnmountWhenFree(user string, log Logger) error {
 			}
 			err = Unmount(e.Mountpoint)
 			if errors.Is(err, ErrBusy) {
-				if h := describeHolders(e.Mountpoint); h != last {
+				if h := holders.Describe(e.Mountpoint); h != last {
 					log.printf(Info, "%s: %s still in use, still mounted: %s", user, e.Mountpoint, h)
 					last = h
 				}
@@ -288,7 +288,7 @@ func Lock(user string, log Logger) error {
 	}
 	busy, err := unmountLast(e, s, log)
 	if busy {
-		return fmt.Errorf("%s: %w: %s", e.Mountpoint, ErrBusy, describeHolders(e.Mountpoint))
+		return fmt.Errorf("%s: %w: %s", e.Mountpoint, ErrBusy, holders.Describe(e.Mountpoint))
 	}
 	return err
 }
@@ -400,22 +400,6 @@ func OpenLog(uid int) (*os.File, error) {
 		return nil, err
 	}
 	return os.OpenFile(LogPath(uid), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-}
-
-// describeHolders names what keeps the mount at mnt busy.
-func describeHolders(mnt string) string {
-	t, err := holders.Lookup(mnt)
-	if err != nil {
-		return err.Error()
-	}
-	r, err := holders.Find(t)
-	if err != nil {
-		return err.Error()
-	}
-	if len(r.Holders) == 0 && r.Unreadable == 0 {
-		return "no process found"
-	}
-	return strings.ReplaceAll(r.String(), "\n", "; ")
 }
 
 func wipe(b []byte) {

@@ -23,6 +23,10 @@
 //
 // [Status.Advice] turns that into one verdict and, where the tier can be
 // had without changing the kernel, the one command that gets it.
+// [Status.Why] is its short form, "" exactly when the hook is there: the
+// daemon's --fast-path=auto takes the ebpf tier on that (the one test it
+// makes of the kernel) and `cryptfs status` shows the reason otherwise;
+// [Status.Describe] is the kernel's fuse in a few words for that status.
 //
 // Everything is read below a root directory, so the tests run against fake
 // /proc, /sys and /lib/modules trees; the hook probe is a function the

@@ -112,13 +112,6 @@ func Probe() *Status {
 	return System{Root: "/", ProbeHook: ProbeDevFuse}.Probe()
 }
 
-// HookAvailable reports whether the running kernel's /dev/fuse answers the
-// fast-path attach ioctl: the test for choosing the ebpf tier.
-func HookAvailable() bool {
-	h, _ := ProbeDevFuse()
-	return h == HookYes
-}
-
 // ProbeDevFuse opens /dev/fuse and asks it to detach a fast-path program
 // from the (unmounted) descriptor: a fuse without the cryptfs hook answers
 // ENOTTY; with it the request fails otherwise (not mounted, or EPERM

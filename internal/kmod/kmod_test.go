@@ -144,6 +144,8 @@ func TestProbe(t *testing.T) {
 		summary   string // substring of the advice summary
 		command   string // substring of the command; "" = no command
 		note      string // substring of one note
+		why       string // substring of Why(); "" = Why() must be ""
+		describe  string // Describe(), if set
 	}{{
 		name:     "debian stock module loaded, nothing installed",
 		files:    debianBase(),
@@ -151,6 +153,8 @@ func TestProbe(t *testing.T) {
 		form:     FormModule,
 		modprobe: "kernel/fs/fuse/fuse.ko",
 		summary:  "not installed",
+		why:      "this kernel's fuse module has no cryptfs hook; run 'cryptfs kmod install' (Debian 12",
+		describe: "loadable module, loaded, no version (not the cryptfs module), cryptfs hook: no",
 		command:  "apt-get install dkms linux-headers-6.1.0-57-amd64 linux-source-6.1=6.1.192-3 && cryptfs kmod install && modprobe -r fuse && modprobe fuse",
 		note:     "unmount them first",
 	}, {
@@ -164,6 +168,7 @@ func TestProbe(t *testing.T) {
 		modprobe:  "updates/dkms/fuse.ko",
 		mpVersion: want,
 		summary:   "installed, not loaded",
+		why:       "the cryptfs fuse module " + want + " is installed but not loaded; with no FUSE file system mounted, run 'modprobe -r fuse && modprobe fuse'",
 		command:   "modprobe -r fuse && modprobe fuse",
 	}, {
 		name: "debian, ours installed, fuse not loaded",
@@ -179,6 +184,7 @@ func TestProbe(t *testing.T) {
 		modprobe:  "updates/dkms/fuse.ko",
 		mpVersion: want,
 		summary:   "installed, not loaded",
+		why:       "/dev/fuse could not be probed for the cryptfs hook (open /dev/fuse: permission denied)",
 		command:   "modprobe fuse",
 	}, {
 		name: "debian, ours loaded",
@@ -195,6 +201,8 @@ func TestProbe(t *testing.T) {
 		mpVersion: want,
 		available: true,
 		summary:   "available",
+		why:       "",
+		describe:  "loadable module, loaded, " + want + ", cryptfs hook: yes",
 	}, {
 		name: "debian, an older cryptfs module loaded",
 		files: with(debianBase(), map[string]string{
@@ -206,6 +214,7 @@ func TestProbe(t *testing.T) {
 		modprobe:  "kernel/fs/fuse/fuse.ko",
 		available: true,
 		summary:   "available",
+		why:       "",
 		note:      "this cryptfs was built with " + want,
 	}, {
 		name: "ours loaded but /dev/fuse not openable (not root)",
@@ -217,6 +226,7 @@ func TestProbe(t *testing.T) {
 		version:  want,
 		modprobe: "kernel/fs/fuse/fuse.ko",
 		summary:  "probably available",
+		why:      "the loaded fuse is the cryptfs module " + want + ", but /dev/fuse could not be probed",
 	}, {
 		name: "built-in fuse, no module support (like this development host)",
 		files: with(debianBase(), map[string]string{
@@ -227,9 +237,11 @@ func TestProbe(t *testing.T) {
 			"sys/module/fuse/taint":                     "<delete>",
 			"sys/module/fuse/parameters/max_user_bgreq": "1179\n",
 		}),
-		hook:    hookIs(HookNo, nil),
-		form:    FormBuiltin,
-		summary: "fuse is built into this kernel",
+		hook:     hookIs(HookNo, nil),
+		form:     FormBuiltin,
+		summary:  "fuse is built into this kernel",
+		why:      "this kernel's fuse is built in without the cryptfs hook",
+		describe: "built-in, no version (not the cryptfs module), cryptfs hook: no",
 	}, {
 		name: "patched kernel with fuse built in",
 		files: with(debianBase(), map[string]string{
@@ -242,6 +254,7 @@ func TestProbe(t *testing.T) {
 		form:      FormBuiltin,
 		available: true,
 		summary:   "available",
+		why:       "",
 	}, {
 		name: "fuse only in modules.builtin",
 		files: with(debianBase(), map[string]string{
@@ -254,6 +267,7 @@ func TestProbe(t *testing.T) {
 		hook:    hookIs(HookNo, nil),
 		form:    FormBuiltin,
 		summary: "built into this kernel",
+		why:     "built in without the cryptfs hook",
 	}, {
 		name: "another distribution's kernel with fuse as a module",
 		files: with(debianBase(), map[string]string{
@@ -266,6 +280,7 @@ func TestProbe(t *testing.T) {
 		form:     FormModule,
 		modprobe: "kernel/fs/fuse/fuse.ko.zst",
 		summary:  "made for Debian 12's 6.1 amd64 kernels only (this is ubuntu 24.04",
+		why:      "the cryptfs module is made for Debian 12's 6.1 amd64 kernels only (this is ubuntu 24.04, kernel 6.8.0-45-generic)",
 	}, {
 		name: "debian backports kernel",
 		files: with(debianBase(), map[string]string{
@@ -277,6 +292,7 @@ func TestProbe(t *testing.T) {
 		form:     FormModule,
 		modprobe: "kernel/fs/fuse/fuse.ko",
 		summary:  "made for Debian 12's 6.1 amd64 kernels only",
+		why:      "made for Debian 12's 6.1 amd64 kernels only (this is debian 12, kernel 6.12.12+bpo-amd64)",
 	}, {
 		name: "debian stock with Secure Boot on",
 		files: with(debianBase(), map[string]string{
@@ -287,6 +303,7 @@ func TestProbe(t *testing.T) {
 		form:     FormModule,
 		modprobe: "kernel/fs/fuse/fuse.ko",
 		summary:  "not installed",
+		why:      "run 'cryptfs kmod install'",
 		command:  "cryptfs kmod install",
 		note:     "mokutil --import /var/lib/dkms/mok.pub",
 	}, {
@@ -300,6 +317,7 @@ func TestProbe(t *testing.T) {
 		hook:    hookIs(HookUnknown, errors.New("open /dev/fuse: no such file or directory")),
 		form:    FormAbsent,
 		summary: "no fuse at all",
+		why:     "/dev/fuse could not be probed for the cryptfs hook (open /dev/fuse: no such file or directory)",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -335,6 +353,19 @@ func TestProbe(t *testing.T) {
 			}
 			if tt.note != "" && !strings.Contains(strings.Join(a.Notes, "\n"), tt.note) {
 				t.Errorf("Notes = %q, want one containing %q", a.Notes, tt.note)
+			}
+			// Why is the short form of the advice: empty exactly when
+			// the tier is available, and naming the command when the
+			// advice has one.
+			why := st.Why()
+			if (why == "") != (tt.why == "") || !strings.Contains(why, tt.why) {
+				t.Errorf("Why() = %q, want %q", why, tt.why)
+			}
+			if (why == "") != a.Available && !strings.HasPrefix(a.Summary, "probably") {
+				t.Errorf("Why() = %q with Advice.Available %v", why, a.Available)
+			}
+			if tt.describe != "" && st.Describe() != tt.describe {
+				t.Errorf("Describe() = %q, want %q", st.Describe(), tt.describe)
 			}
 		})
 	}

@@ -2,9 +2,8 @@
 // and handles FUSE connections by their device number: finding the
 // connection behind a mountpoint and its owner without touching the mount
 // (so a dead daemon cannot hang the caller), aborting it through fusectl,
-// unmounting (as root without following symlinks: OpenNoSymlinks), and
-// naming the processes that keep a mount busy (Holders, by mount ID and
-// device number from /proc, again without asking the mount).
+// and unmounting (as root without following symlinks: OpenNoSymlinks).
+// Naming the processes that keep a mount busy is package holders.
 //
 // The device number major<<20|minor is what the kernel's fuse tracepoints
 // and /sys/fs/fuse/connections call the connection.

@@ -3,7 +3,9 @@ package mountinfo
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -83,5 +85,20 @@ func isSymlinkAt(dfd int, name string) bool {
 // MountID returns the ID of the mount the open descriptor fd is on (the
 // mnt_id of /proc/self/fdinfo), without asking its file system anything.
 func MountID(fd int) (int, error) {
-	return fdinfoMountID(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	return FdinfoMountID(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+}
+
+// FdinfoMountID reads the mnt_id line of a /proc/PID/fdinfo/N file: the
+// ID of the mount that descriptor is on.
+func FdinfoMountID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "mnt_id:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return -1, fmt.Errorf("%s: no mnt_id", path)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
+	"github.com/cryptfs/cryptfs/internal/filemode"
 )
 
 // sidecarPrefix starts the name of every long-name sidecar.
@@ -222,7 +223,7 @@ func plainAttrs(st *unix.Stat_t) fuseops.InodeAttributes {
 	return fuseops.InodeAttributes{
 		Size:  uint64(st.Size),
 		Nlink: uint32(st.Nlink),
-		Mode:  fileMode(st.Mode),
+		Mode:  filemode.FromUnix(st.Mode),
 		Rdev:  uint32(st.Rdev),
 		Atime: time.Unix(st.Atim.Sec, st.Atim.Nsec),
 		Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
@@ -240,33 +241,4 @@ func virtualAttrs(dir *unix.Stat_t, size uint64, perm os.FileMode) fuseops.Inode
 		Atime: virtualTime, Mtime: virtualTime, Ctime: virtualTime,
 		Uid: dir.Uid, Gid: dir.Gid,
 	}
-}
-
-// fileMode converts unix mode bits to an os.FileMode as jacobsa/fuse wants.
-func fileMode(m uint32) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= os.ModeDir
-	case unix.S_IFCHR:
-		mode |= os.ModeCharDevice | os.ModeDevice
-	case unix.S_IFBLK:
-		mode |= os.ModeDevice
-	case unix.S_IFIFO:
-		mode |= os.ModeNamedPipe
-	case unix.S_IFLNK:
-		mode |= os.ModeSymlink
-	case unix.S_IFSOCK:
-		mode |= os.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
 }

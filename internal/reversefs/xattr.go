@@ -89,15 +89,8 @@ func (fs *FS) ListXattr(_ context.Context, op *fuseops.ListXattrOp) error {
 	if err != nil {
 		return err
 	}
-	if len(op.Dst) == 0 {
-		op.BytesRead = len(list)
-		return nil
-	}
-	if len(op.Dst) < len(list) {
-		return syscall.ERANGE
-	}
-	op.BytesRead = copy(op.Dst, list)
-	return nil
+	op.BytesRead, err = reply(op.Dst, list)
+	return err
 }
 
 // GetXattr returns the sealed value of an encrypted attribute name.
@@ -132,13 +125,19 @@ func (fs *FS) GetXattr(_ context.Context, op *fuseops.GetXattrOp) error {
 	if err != nil {
 		return errno(err)
 	}
-	if len(op.Dst) == 0 {
-		op.BytesRead = len(sealed)
-		return nil
+	op.BytesRead, err = reply(op.Dst, sealed)
+	return err
+}
+
+// reply answers LISTXATTR or GETXATTR with v in dst: its size only when
+// dst is empty (the caller asks how big a buffer to pass), ERANGE when
+// dst is too small.
+func reply(dst, v []byte) (int, error) {
+	switch {
+	case len(dst) == 0:
+		return len(v), nil
+	case len(dst) < len(v):
+		return 0, syscall.ERANGE
 	}
-	if len(op.Dst) < len(sealed) {
-		return syscall.ERANGE
-	}
-	op.BytesRead = copy(op.Dst, sealed)
-	return nil
+	return copy(dst, v), nil
 }

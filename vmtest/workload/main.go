@@ -9,6 +9,7 @@ import (
 const usage = `usage: workload meta [flags]        the metadata workload and its table
        workload coherence [flags]   the coherence stress
        workload reuse [flags]       facts of deleted files never show on new ones
+       workload untar [flags]       requests of tar -xf and rm -rf per tier
        workload CMD -h              the flags of CMD`
 
 func main() {
@@ -20,6 +21,7 @@ func main() {
 		"meta":             runMeta,
 		"coherence":        runCoherence,
 		"reuse":            runReuse,
+		"untar":            runUntar,
 		"coherence-writer": runWriter, // internal: one writer process
 		"coherence-reader": runReader, // internal: one reader process
 	}

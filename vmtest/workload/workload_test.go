@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -234,5 +235,56 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUntarArchive: the untar workload's archive extracts with the
+// machine's tar into the tree it describes, and describeTree sees every
+// entry with its content (the comparison between tiers rests on it).
+func TestUntarArchive(t *testing.T) {
+	tarBin, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skip("no tar on this machine")
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "src.tar")
+	entries, err := makeArchive(archive, 12, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// src/, 2 top-level directories, 12 directories with 5 files and a
+	// symlink each.
+	if want := 1 + 2 + 12*(1+5+1); entries != want {
+		t.Fatalf("%d entries, want %d", entries, want)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(tarBin, "-xf", archive, "-C", out).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, b)
+	}
+	listing, err := describeTree(filepath.Join(out, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(listing, "\n")
+	if len(lines) != entries {
+		t.Errorf("describeTree lists %d entries, want %d:\n%s", len(lines), entries, listing)
+	}
+	for _, want := range []string{
+		"top01/dir011/link Lrwxrwxrwx size=9 -> file000.c",
+		"top00/dir000/file000.c -rwxr-xr-x mtime=1700000000 size=0 sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	} {
+		if !strings.Contains(listing+"\n", want+"\n") {
+			t.Errorf("listing lacks %q:\n%s", want, listing)
+		}
+	}
+	// A changed byte changes the description.
+	if err := os.WriteFile(filepath.Join(out, "src/top00/dir001/file002.c"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := describeTree(filepath.Join(out, "src")); err != nil || again == listing {
+		t.Errorf("describeTree did not see a changed file (%v)", err)
 	}
 }
