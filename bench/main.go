@@ -176,6 +176,13 @@ func run(o options, lg *log.Logger) error {
 			s = newGocryptfs(lower.dir, pass)
 		case "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf":
 			s = newCryptfs(cryptfsBin, strings.TrimPrefix(id, "cryptfs-"), lower.dir, pass)
+		case "cryptfs-shared":
+			// --shared-storage (kernel-cache with 1 s validity): the cost of
+			// the mode, next to cryptfs-kernel-cache (opt-in: -systems).
+			c := newCryptfs(cryptfsBin, "kernel-cache", lower.dir, pass)
+			c.id, c.args = id, []string{"--shared-storage"}
+			c.cipher, c.mnt = c.cipher+"-shared", c.mnt+"-shared"
+			s = c
 		default:
 			return fmt.Errorf("unknown system %q", id)
 		}

@@ -235,6 +235,7 @@ func abortConnection(dev uint32) {
 type cryptfsSys struct {
 	id, cipher, mnt, logPath string
 	tier                     string
+	args                     []string // extra mount flags (cryptfs-shared)
 	cli                      *cryptfstest.CLI
 
 	mu sync.Mutex // guards m: Abort runs on the repetition's watchdog
@@ -291,7 +292,7 @@ func (c *cryptfsSys) Setup(ctx context.Context) error {
 // fails unless the daemon runs that tier).
 func (c *cryptfsSys) start(ctx context.Context) error {
 	m, err := c.cli.Mount(ctx, cryptfstest.MountOptions{Cipher: c.cipher, Dir: c.mnt,
-		FastPath: c.tier, LogFile: c.logPath, Background: true})
+		FastPath: c.tier, LogFile: c.logPath, Background: true, Args: c.args})
 	if err != nil {
 		return err
 	}

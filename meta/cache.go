@@ -53,6 +53,12 @@ type Policy struct {
 // the kernel's back, so this can be long.
 const KernelCacheValidity = 24 * time.Hour
 
+// SharedValidity is how long the kernel may keep an entry or attributes
+// the daemon replied with in shared-storage mode (NewShared): the bound
+// on how late a change made to the lower directory by anything else shows
+// through the mount.
+const SharedValidity = time.Second
+
 // Policy returns the reply validity for the tier.
 func (t Tier) Policy() Policy {
 	if t == KernelCache {
@@ -137,6 +143,7 @@ type Cache struct {
 	policy  Policy
 	sink    Sink // nil unless EBPF
 	revoker *revoker
+	shared  bool // shared storage: nothing is stored (NewShared)
 }
 
 // New returns a cache for the tier. sink receives every fact (the eBPF
@@ -148,6 +155,27 @@ func New(t Tier, sink Sink, notifier Notifier) *Cache {
 	}
 	return c
 }
+
+// NewShared returns the cache of a shared-storage mount, whose lower
+// directory may change behind the daemon's back (sync clients, another
+// machine): it stores no fact, so every LOOKUP, GETATTR and GETXATTR that
+// reaches the daemon reads the lower directory, and its replies let the
+// kernel keep what they say for SharedValidity at most (nothing in the
+// Off tier). The EBPF tier, whose maps answer without asking the daemon,
+// is not offered. The coherence rules then need no exclusive owner: the
+// only copy of a fact that can be stale is the kernel's, and only until
+// its validity runs out.
+func NewShared(t Tier, notifier Notifier) *Cache {
+	c := New(t, nil, notifier)
+	c.shared = true
+	if t != Off {
+		c.policy = Policy{Entry: SharedValidity, Negative: SharedValidity, Attr: SharedValidity}
+	}
+	return c
+}
+
+// Shared reports whether the cache is a shared-storage mount's (NewShared).
+func (c *Cache) Shared() bool { return c.shared }
 
 // Tier returns the cache's tier.
 func (c *Cache) Tier() Tier { return c.tier }
@@ -206,6 +234,9 @@ func (c *Cache) publishAttr(id uint64, a fuseops.InodeAttributes) {
 
 // SetAttr caches a and publishes it. Call with n's lock held (either mode).
 func (c *Cache) SetAttr(n *Node, a fuseops.InodeAttributes) {
+	if c.shared {
+		return
+	}
 	n.c.Lock()
 	n.attr, n.attrOK = a, true
 	n.c.Unlock()
@@ -263,6 +294,9 @@ func (c *Cache) Child(dir *Node, name string) (id uint64, ok bool) {
 // attributes must have been set first, so the fast path never finds a
 // dentry without attributes it could answer. Call with dir's lock held.
 func (c *Cache) SetChild(dir *Node, name string, child, gen uint64) {
+	if c.shared {
+		return
+	}
 	dir.c.Lock()
 	if dir.children == nil {
 		dir.children = make(map[string]uint64)
@@ -381,6 +415,9 @@ func (c *Cache) ServeXattr(n *Node, name string) (value []byte, present, ok bool
 
 // SetXattr caches and publishes a value (present false: known absent).
 func (c *Cache) SetXattr(n *Node, name string, value []byte, present bool) {
+	if c.shared {
+		return
+	}
 	n.c.Lock()
 	if n.xattrs == nil {
 		n.xattrs = make(map[string][]byte)
@@ -417,6 +454,9 @@ func (c *Cache) XattrNames(n *Node) ([]string, bool) {
 
 // SetXattrList caches the complete set of n's extended attributes.
 func (c *Cache) SetXattrList(n *Node, all map[string][]byte) {
+	if c.shared {
+		return
+	}
 	n.c.Lock()
 	n.xattrs = make(map[string][]byte, len(all))
 	for k, v := range all {

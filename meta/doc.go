@@ -21,7 +21,10 @@
 //
 // The daemon is the only writer of the lower directory while it is mounted
 // (the lower directory is not "shared storage"). Under that assumption the
-// cache is exact, and these rules keep every copy of a fact coherent:
+// cache is exact, and these rules keep every copy of a fact coherent. (A
+// shared-storage mount, NewShared, drops the assumption instead: its cache
+// stores no fact, the kernel keeps each for SharedValidity at most, and
+// no fast-path sink exists, so no copy can stay stale beyond that bound.)
 //
 //  1. Every fact is written and dropped while holding the lock of the inode it
 //     describes (Node.Lock); for a directory entry that is the directory's

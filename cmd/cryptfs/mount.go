@@ -44,6 +44,7 @@ type mountFlags struct {
 	cpuProfile string
 	memProfile string
 	reverse    bool // CIPHERDIR is a plaintext directory shown encrypted (reverse.go)
+	shared     bool // --shared-storage: CIPHERDIR may change behind the mount
 	idle       time.Duration
 }
 
@@ -77,6 +78,13 @@ cryptfs kernel hook), kernel-cache (long kernel cache validity with exact
 invalidation), off (every lookup reaches the daemon), or auto (ebpf when
 the kernel has the hook, else kernel-cache).
 
+--shared-storage is for a CIPHERDIR that something else changes while it
+is mounted (a sync client such as Syncthing, Dropbox or Nextcloud, or a
+sync tool run from another machine): such changes show through the mount
+within 1 second, a file replaced by rename is opened by path without
+"Stale file handle", and the ebpf tier is not used. Without it the daemon
+assumes it is the only writer of CIPHERDIR and caches accordingly.
+
 --recovery-key unlocks with the recovery key instead of the password; it
 works without a cryptfs.conf too (lost or damaged), reading the format's
 feature flags from the tree, and then mounts read-only: 'cryptfs recover'
@@ -96,6 +104,7 @@ component could otherwise redirect the mount): give real paths.`,
 	f.BoolVar(&m.readOnly, "ro", false, "mount read-only")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (as root, files are created as the calling user)")
 	f.StringVar(&m.fastPath, "fast-path", "auto", "metadata fast path: auto, ebpf, kernel-cache or off")
+	f.BoolVar(&m.shared, "shared-storage", false, "CIPHERDIR may change behind the mount (a sync client): show outside changes within 1 s")
 	f.DurationVar(&m.idle, "idle", 0, "unmount after `DURATION` without requests, once nothing is open inside (e.g. 30m)")
 	f.BoolVar(&m.debug, "debug", false, "log every request (debug level)")
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
@@ -127,6 +136,9 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 		m.config = reverseConfigPath(cipherDir, m.config)
 	}
 	mode, err := daemon.ParseMode(m.fastPath)
+	if err == nil {
+		err = daemon.CheckShared(m.shared, m.reverse, mode, m.bpfShadow)
+	}
 	if err != nil {
 		return &codedError{code: exitUsage, err: err}
 	}
@@ -368,6 +380,9 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	if m.reverse {
 		argv = append(argv, "--reverse")
 	}
+	if m.shared {
+		argv = append(argv, "--shared-storage")
+	}
 	if m.cpuProfile != "" {
 		argv = append(argv, "--cpuprofile", m.cpuProfile)
 	}
@@ -498,6 +513,7 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		// Reverse mode: the view's config (reverse.go).
 		ReverseConfig: m.reverseConfig(),
 		Idle:          m.idle,
+		SharedStorage: m.shared,
 	}
 }
 

@@ -118,6 +118,7 @@ func TestParseMountOptions(t *testing.T) {
 		{name: "extpass", opts: []string{"extpass=/usr/local/bin/getpw"}, flags: []string{"--extpass=/usr/local/bin/getpw"}, password: true},
 		{name: "quoted value with commas", opts: []string{`extpass="pass show a,b",ro`}, flags: []string{"--extpass=pass show a,b", "--ro"}, password: true},
 		{name: "recovery key", opts: []string{"recovery_key"}, flags: []string{"--recovery-key"}, password: true},
+		{name: "shared storage", opts: []string{"passfile=/p,shared_storage"}, flags: []string{"--passfile=/p", "--shared-storage"}, password: true},
 		{name: "bool with value", opts: []string{"allow_other=false"}, flags: []string{"--allow-other=false"}},
 		{name: "config and log file", opts: []string{"config=/etc/cryptfs/c.conf,log_file=/var/log/c.log"},
 			flags: []string{"--config=/etc/cryptfs/c.conf", "--log-file=/var/log/c.log"}},

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
+	"github.com/cryptfs/cryptfs/internal/control"
+	"github.com/cryptfs/cryptfs/internal/mountinfo"
 )
 
 // The offline tools (path, cat, restore) read a cipher tree without
@@ -60,6 +62,10 @@ starting with CIPHERDIR). Every directory on the way must exist in
 CIPHERDIR: its name IV names its entries. Sync tools' conflict copies are
 mapped under the names the mount shows them with.
 
+When CIPHERDIR is mounted, the paths are mapped by its daemon through the
+control socket, without asking for the password (only the mount's owner
+and root may ask); --offline unlocks the tree here instead.
+
 A name of 160 bytes or more is stored as longname.<hash>, with its
 encrypted name in the file .cryptfs.longname.<hash> beside it: back up
 both.`,
@@ -69,6 +75,7 @@ both.`,
 	}
 	for _, dir := range []string{"encrypt", "decrypt"} {
 		var u unlockFlags
+		var offline bool
 		sub := &cobra.Command{
 			Use:   dir + " [flags] CIPHERDIR PATH...",
 			Short: map[string]string{"encrypt": "Print the cipher path of each plaintext path", "decrypt": "Print the plaintext path of each cipher path"}[dir],
@@ -79,6 +86,11 @@ both.`,
 				return nil
 			},
 			RunE: func(c *cobra.Command, a []string) error {
+				if !offline {
+					if done, err := pathsOnline(e, dir == "decrypt", a[0], a[1:]); done {
+						return err
+					}
+				}
 				t, closeTree, err := openTree(e, &u, a[0])
 				if err != nil {
 					return err
@@ -100,9 +112,45 @@ both.`,
 			},
 		}
 		u.register(sub)
+		sub.Flags().BoolVar(&offline, "offline", false, "unlock the tree here even when it is mounted")
 		c.AddCommand(sub)
 	}
 	return c
+}
+
+// pathsOnline maps paths through the control socket of the daemon that
+// has cipherDir mounted. done is false when no live daemon serves it (the
+// caller then works offline); otherwise err is the outcome.
+func pathsOnline(e env, decrypt bool, cipherDir string, paths []string) (done bool, err error) {
+	dir := abs(cipherDir)
+	ms, err := mountinfo.Read()
+	if err != nil || dir == "" {
+		return false, nil
+	}
+	for _, m := range ms {
+		if !m.IsCryptfs() || filepath.Clean(m.Source) != dir {
+			continue
+		}
+		in := paths
+		if decrypt {
+			in = make([]string, len(paths))
+			for i, p := range paths {
+				in[i] = relativeTo(cipherDir, p)
+			}
+		}
+		out, err := control.PathsOf(m, decrypt, in)
+		if errors.Is(err, control.ErrNoDaemon) {
+			continue // a dead mount of the tree, or one without a socket
+		}
+		if err != nil {
+			return true, fmt.Errorf("the daemon of %s: %w", m.Mountpoint, err)
+		}
+		for _, p := range out {
+			fmt.Fprintln(e.stdout, p)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // relativeTo returns cipher path p relative to cipherDir when p names

@@ -30,6 +30,13 @@
 //   - backup_test.go: the cipher tree backed up with restic and rsync and
 //     restored with `cryptfs restore` and by mounting the copy, compared
 //     with the plaintext (skips without the tools).
+//   - shared_storage_test.go: mount --shared-storage against a sync
+//     client (rsync from a second mount's copy of the tree, temporary
+//     file and rename): changes show within the 1 s bound, reads by path
+//     never get ESTALE or a mix of versions, a burst of 10,000 changes,
+//     the POSIX suite on the mode, its request counts next to the
+//     default mode (docs/shared-storage.md). shared_path_test.go:
+//     cryptfs path of a mounted tree through its daemon.
 //   - pathlen_test.go: the cipher path lengths of the Go tree on real
 //     cryptfs and gocryptfs mounts (at most twice gocryptfs's).
 //   - fastpath_test.go, tier_test.go, listing_test.go, xattrns_test.go: the

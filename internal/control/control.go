@@ -120,14 +120,30 @@ type Handler interface {
 	Stats() Stats
 }
 
+// PathHandler is a Handler that also maps paths between the plaintext
+// view and the cipher tree (cryptfs path encrypt|decrypt of a mounted
+// tree, without asking for the password again).
+type PathHandler interface {
+	// Paths maps each plaintext path (relative to the mount's root) to
+	// its path in the cipher tree (relative to the cipher directory), or
+	// back when decrypt is set.
+	Paths(decrypt bool, paths []string) ([]string, error)
+}
+
 type request struct {
-	Cmd string `json:"cmd"`
+	Cmd   string   `json:"cmd"`
+	Paths []string `json:"paths,omitempty"` // path-encrypt, path-decrypt
+}
+
+// pathsReply is the reply to path-encrypt and path-decrypt.
+type pathsReply struct {
+	Paths []string `json:"paths"`
 }
 
 // Limits of the protocol: a request is one short line, a reply one JSON
 // document; both sides give up on a peer that is slower than ioTimeout.
 const (
-	maxRequest = 4 << 10
+	maxRequest = 64 << 10 // a few paths of PATH_MAX
 	maxReply   = 1 << 20
 )
 
@@ -233,6 +249,16 @@ func handle(line []byte, h Handler) any {
 		return h.Status()
 	case "stats":
 		return h.Stats()
+	case "path-encrypt", "path-decrypt":
+		ph, ok := h.(PathHandler)
+		if !ok {
+			return map[string]string{"error": "this mount does not map paths"}
+		}
+		out, err := ph.Paths(req.Cmd == "path-decrypt", req.Paths)
+		if err != nil {
+			return map[string]string{"error": err.Error()}
+		}
+		return pathsReply{Paths: out}
 	}
 	return map[string]string{"error": "unknown command " + strconv.Quote(req.Cmd)}
 }
@@ -278,6 +304,11 @@ var ErrImpostor = errors.New("the control socket is served by another user: not 
 // or root, and decodes the reply into out. refused reports that the
 // socket exists but nobody listens (its daemon is gone).
 func callAt(path string, owner int, cmd string, out any) (refused bool, err error) {
+	return callReq(path, owner, request{Cmd: cmd}, out)
+}
+
+// callReq is callAt with a whole request.
+func callReq(path string, owner int, req request, out any) (refused bool, err error) {
 	c, err := net.DialTimeout("unix", path, ioTimeout)
 	if err != nil {
 		return errors.Is(err, syscall.ECONNREFUSED), fmt.Errorf("%w (%w)", ErrNoDaemon, err)
@@ -291,7 +322,14 @@ func callAt(path string, owner int, cmd string, out any) (refused bool, err erro
 		return false, fmt.Errorf("%s: %w (uid %d, the mount belongs to uid %d)", path, ErrImpostor, uid, owner)
 	}
 	c.SetDeadline(time.Now().Add(2 * ioTimeout))
-	if _, err := fmt.Fprintf(c, "{\"cmd\":%q}\n", cmd); err != nil {
+	line, err := json.Marshal(req)
+	if err != nil {
+		return false, err
+	}
+	if len(line) >= maxRequest {
+		return false, fmt.Errorf("the request is longer than %d bytes", maxRequest)
+	}
+	if _, err := c.Write(append(line, '\n')); err != nil {
 		return false, err
 	}
 	data, err := io.ReadAll(io.LimitReader(c, maxReply+1))
@@ -313,6 +351,11 @@ func callAt(path string, owner int, cmd string, out any) (refused bool, err erro
 // call asks the daemon serving m: at the socket named after m's device in
 // each runtime directory of m's owner (never the caller's).
 func call(m mountinfo.Mount, cmd string, out any) (refused bool, err error) {
+	return callMount(m, request{Cmd: cmd}, out)
+}
+
+// callMount is call with a whole request.
+func callMount(m mountinfo.Mount, req request, out any) (refused bool, err error) {
 	owner, err := m.OwnerUID()
 	if err != nil {
 		return false, err
@@ -320,7 +363,7 @@ func call(m mountinfo.Mount, cmd string, out any) (refused bool, err error) {
 	dirs := runtimeDirs(owner)
 	err = fmt.Errorf("%w (no control socket %s in %s)", ErrNoDaemon, SocketName(m.Device()), strings.Join(dirs, " or "))
 	for _, dir := range dirs {
-		r, cerr := callAt(filepath.Join(dir, SocketName(m.Device())), owner, cmd, out)
+		r, cerr := callReq(filepath.Join(dir, SocketName(m.Device())), owner, req, out)
 		if cerr == nil {
 			return false, nil
 		}
@@ -347,6 +390,24 @@ func StatsOf(m mountinfo.Mount) (Stats, error) {
 	var s Stats
 	_, err := call(m, "stats", &s)
 	return s, err
+}
+
+// PathsOf asks the daemon that serves the mount m to map paths: each
+// plaintext path to its cipher path, or back when decrypt is set (see
+// PathHandler).
+func PathsOf(m mountinfo.Mount, decrypt bool, paths []string) ([]string, error) {
+	req := request{Cmd: "path-encrypt", Paths: paths}
+	if decrypt {
+		req.Cmd = "path-decrypt"
+	}
+	var r pathsReply
+	if _, err := callMount(m, req, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Paths) != len(paths) {
+		return nil, fmt.Errorf("the daemon of %s mapped %d paths of %d", m.Mountpoint, len(r.Paths), len(paths))
+	}
+	return r.Paths, nil
 }
 
 // mountOf finds the mount of connection dev in the mount table.

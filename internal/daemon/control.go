@@ -6,6 +6,7 @@ import (
 	"github.com/cryptfs/cryptfs/bpf/fastpath"
 	"github.com/cryptfs/cryptfs/bpf/fuseop"
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/internal/control"
 	"github.com/cryptfs/cryptfs/internal/fusefs"
 )
@@ -16,6 +17,7 @@ type controlHandler struct {
 	fp     *fastpath.FastPath // ebpf tier
 	col    *reqstats.Collector
 	status control.Status
+	tree   *ciphertree.Tree // path requests (paths.go); nil in reverse mode
 }
 
 func (h *controlHandler) Status() control.Status {

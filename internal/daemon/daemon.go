@@ -66,6 +66,9 @@ type Options struct {
 	// Idle, if positive, unmounts the mount once it has served no request
 	// for that long and nothing keeps it busy (see idle.go).
 	Idle time.Duration
+	// SharedStorage: CipherDir may change behind the daemon's back (sync
+	// clients); see CheckShared and package fusefs (shared.go).
+	SharedStorage bool
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -130,8 +133,13 @@ func Serve(ctx context.Context, o Options) (err error) {
 		defer pprof.StopCPUProfile()
 	}
 
-	t, err := chooseTier(o.FastPath, o.BPFShadow)
-	if err != nil {
+	if err := CheckShared(o.SharedStorage, false, o.FastPath, o.BPFShadow); err != nil {
+		return err
+	}
+	var t tierChoice
+	if o.SharedStorage {
+		t = sharedTier(o.FastPath)
+	} else if t, err = chooseTier(o.FastPath, o.BPFShadow); err != nil {
 		return err
 	}
 	defer t.close()
@@ -161,6 +169,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Log:      o.Log,
 		Retain:   fastpath.MaxAttrs,
 		LowerFD:  o.lowerFD,
+		Shared:   o.SharedStorage,
 	}, notifier)
 	if err != nil {
 		return err
@@ -172,6 +181,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		ReadOnly:   o.ReadOnly,
 		AllowOther: o.AllowOther,
 		Tier:       t.tier,
+		Shared:     o.SharedStorage,
 	}
 	if o.Log.Debug().Enabled() {
 		// jacobsa/fuse formats a line for every failed request that is not
@@ -223,6 +233,9 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 	}}
 	t.describe(&h.status)
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
+	if h.tree = openPathTree(o, suite); h.tree != nil {
+		defer h.tree.Close() // after ctl.Close, deferred below
+	}
 	if t.fp != nil {
 		if info, err := t.fp.Program().Info(); err == nil {
 			if id, ok := info.ID(); ok {

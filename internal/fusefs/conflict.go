@@ -85,12 +85,12 @@ func (fs *FS) resolveConflict(p *inode, name string, ln ciphertree.Name) ciphert
 
 // conflictOnMiss is asked by LOOKUP when name has no lower entry under
 // its encryption: if name reads as a conflict copy's name and directory p
-// was never listed, it lists p now (once; the listing records the
-// directory's copies), and returns the lower name of the copy shown as
+// was never listed (in shared mode: whenever), it lists p now (once; the
+// listing records the directory's copies), and returns the lower name of the copy shown as
 // name, if any. The caller holds p's lock (either mode).
 func (fs *FS) conflictOnMiss(p *inode, name, ordinary string) (string, bool) {
 	fs.mu.Lock()
-	known := p.conflicts != nil
+	known := p.conflicts != nil && !fs.shared // shared: copies appear at any time
 	fs.mu.Unlock()
 	if known || len(crypt.SplitConflictName(name)) == 0 {
 		return "", false

@@ -80,7 +80,7 @@ func (fs *FS) MkDir(ctx context.Context, op *fuseops.MkDirOp) (err error) {
 		ciphertree.RemoveDir(c.pfd, c.lower)
 		return err
 	}
-	child := fs.remember(c.p, c.lower, op.Name, &st, dfd, true, true)
+	child := fs.remember(c.p, c.lower, op.Name, &st, fs.birthAt(dfd, ""), dfd, true, true)
 	if !fs.suite.DeterministicNames() {
 		fs.ivs.add(child)
 	}
@@ -104,11 +104,12 @@ func (fs *FS) MkNode(ctx context.Context, op *fuseops.MkNodeOp) (err error) {
 // finishCreate registers a newly created non-directory.
 func (fs *FS) finishCreate(c *creation, name string, out *fuseops.ChildInodeEntry) error {
 	var st unix.Stat_t
-	if err := unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	birth, err := fs.statAt(c.pfd, c.lower, &st)
+	if err != nil {
 		unix.Unlinkat(c.pfd, c.lower, 0)
 		return err
 	}
-	child := fs.remember(c.p, c.lower, name, &st, -1, true, true)
+	child := fs.remember(c.p, c.lower, name, &st, birth, -1, true, true)
 	return fs.entry(c.p, name, child, &seen{st: st, fresh: true}, out)
 }
 
@@ -156,11 +157,12 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 		return err
 	}
 	var st unix.Stat_t
-	if err = unix.Fstatat(c.pfd, c.lower, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	birth, err := fs.statAt(c.pfd, c.lower, &st)
+	if err != nil {
 		return err
 	}
 	fs.changedAttr(t)
-	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true, false)
+	child := fs.remember(c.p, c.lower, op.Name, &st, birth, -1, true, false)
 	// entry takes the child's lock shared; we hold it exclusively.
 	a, err := fs.freshAttrs(child)
 	if err != nil {
@@ -193,7 +195,7 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		unix.Unlinkat(c.pfd, c.lower, 0)
 		return err
 	}
-	child := fs.remember(c.p, c.lower, op.Name, &st, -1, true, true)
+	child := fs.remember(c.p, c.lower, op.Name, &st, fs.birthAt(fd, ""), -1, true, true)
 	if err = fs.entry(c.p, op.Name, child, &seen{st: st, fresh: true}, &op.Entry); err != nil {
 		unix.Close(fd)
 		return err

@@ -32,5 +32,9 @@
 //     exclusive lock; reads share it. Large requests encrypt and decrypt
 //     their blocks on all cores.
 //   - The lower directory is assumed to change only through this daemon
-//     while mounted (see package meta for what the caches rely on).
+//     while mounted (see package meta for what the caches rely on), unless
+//     Config.Shared: then changes made by anything else show within
+//     meta.SharedValidity, a file replaced by rename is looked up again
+//     rather than answered with ESTALE, and lower inodes are told apart by
+//     birth time too (shared.go).
 package fusefs

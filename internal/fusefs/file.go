@@ -80,7 +80,9 @@ func (fs *FS) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		return err
 	}
 	op.Handle = fs.addFileHandle(n, fd, flags == unix.O_RDWR)
-	op.KeepPageCache = true
+	// In shared mode the kernel keeps the file's pages only when the
+	// lower file did not change since the last open (shared.go).
+	op.KeepPageCache = fs.keepPages(n, fd)
 	return nil
 }
 
@@ -164,7 +166,14 @@ func (fs *FS) ReadFile(ctx context.Context, op *fuseops.ReadFileOp) error {
 // touchAtime updates the atime after a read as relatime does: when it is
 // not newer than mtime or ctime, or over a day old. Lower files are open
 // with O_NOATIME, so this is the only way a read moves the atime.
+//
+// Not in shared mode (noatime): a read through the mount must not change
+// the cipher file (utimensat also moves its ctime), or every read would
+// wake the sync client watching the tree.
 func (fs *FS) touchAtime(h *handle) {
+	if fs.shared {
+		return
+	}
 	a, err := fs.attrs(h.n)
 	if err != nil {
 		return

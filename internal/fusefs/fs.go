@@ -42,6 +42,10 @@ type Config struct {
 	// uses instead of opening Lower (which then only names it in logs):
 	// the very directory the caller locked and checked.
 	LowerFD int
+	// Shared is shared-storage mode (shared.go): the lower directory may
+	// change behind the daemon's back. Tier must then be Off or
+	// KernelCache, and FastPath nil.
+	Shared bool
 }
 
 // DefaultRetain is Config.Retain's default: the capacity of the fast
@@ -58,6 +62,7 @@ type FS struct {
 	cache    *meta.Cache
 	fast     meta.Sink
 	readOnly bool
+	shared   bool // shared storage (shared.go)
 	asRoot   bool // the daemon runs as root: create files as the caller
 	lower    string
 	rootDev  uint64
@@ -102,10 +107,19 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat lower directory %s: %w", cfg.Lower, err)
 	}
+	if cfg.Shared && (cfg.Tier == meta.EBPF || cfg.FastPath != nil) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("shared storage cannot use the %s tier (its caches answer without asking the daemon)", meta.EBPF)
+	}
+	cache := meta.New(cfg.Tier, cfg.FastPath, notifier)
+	if cfg.Shared {
+		cache = meta.NewShared(cfg.Tier, notifier)
+	}
 	fs := &FS{
 		suite:    cfg.Suite,
 		log:      cfg.Log,
-		cache:    meta.New(cfg.Tier, cfg.FastPath, notifier),
+		shared:   cfg.Shared,
+		cache:    cache,
 		fast:     cfg.FastPath,
 		readOnly: cfg.ReadOnly,
 		asRoot:   os.Geteuid() == 0,

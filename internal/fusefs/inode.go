@@ -25,6 +25,12 @@ type inode struct {
 	dev  uint64
 	ino  uint64
 
+	// Shared storage (shared.go), guarded by FS.mu: the lower inode's
+	// birth time in ns (0: unknown), and its stamp at the last open.
+	birth   int64
+	stamp   stamp
+	stampOK bool
+
 	// Guarded by FS.mu.
 	refs       uint64 // kernel references: LOOKUP-like replies and served lookups minus FORGETs
 	served     uint64 // the fast path's served-lookup count, as last added to refs
@@ -121,7 +127,11 @@ func (fs *FS) dirOf(id fuseops.InodeID) (*inode, error) {
 // the old file's cached size and times, so such a file gets a node ID of
 // its own: when it was just created, when the remembered inode is known to
 // be gone (dead), or when the file type differs.
-func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirfd int, ref, fresh bool) *inode {
+//
+// birth is the lower inode's birth time (statAt; 0 where unknown): in
+// shared mode a file whose birth time differs from the remembered one is
+// another file under a reused number, and gets a node of its own too.
+func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, birth int64, dirfd int, ref, fresh bool) *inode {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	k := devIno{st.Dev, st.Ino}
@@ -130,14 +140,14 @@ func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirf
 	if id, ok := fs.ids[k]; ok {
 		n = fs.inodes[id]
 	}
-	if n != nil && (fresh || n.dead || n.kind != kind) {
+	if n != nil && (fresh || n.dead || n.kind != kind || reborn(n.birth, birth)) {
 		// The old file's node stays for the kernel's FORGET; the new file
 		// gets another ID.
 		delete(fs.ids, k)
 		n = nil
 		fs.nextPrivate++
 		id := 1<<63 | fs.nextPrivate
-		n = &inode{kind: kind, dev: st.Dev, ino: st.Ino, dirfd: -1}
+		n = &inode{kind: kind, dev: st.Dev, ino: st.Ino, dirfd: -1, birth: birth}
 		n.ID = id
 		fs.inodes[id] = n
 		fs.ids[k] = id
@@ -150,10 +160,13 @@ func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, dirf
 			fs.nextPrivate++
 			id = 1<<63 | fs.nextPrivate
 		}
-		n = &inode{kind: kind, dev: st.Dev, ino: st.Ino, dirfd: -1}
+		n = &inode{kind: kind, dev: st.Dev, ino: st.Ino, dirfd: -1, birth: birth}
 		n.ID = id
 		fs.inodes[id] = n
 		fs.ids[k] = id
+	}
+	if n.birth == 0 {
+		n.birth = birth
 	}
 	if kind == unix.S_IFDIR && dirfd >= 0 && n.dirfd < 0 {
 		n.dirfd, dirfd = dirfd, -1

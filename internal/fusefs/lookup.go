@@ -48,17 +48,17 @@ func (fs *FS) LookUpInode(ctx context.Context, op *fuseops.LookUpInodeOp) error 
 // find looks a lower entry up and remembers it with one kernel reference.
 func (fs *FS) find(p *inode, pfd int, lower, plain string) (*inode, *seen, error) {
 	s := &seen{epoch: fs.cache.Epoch()}
-	if err := unix.Fstatat(pfd, lower, &s.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	birth, err := fs.statAt(pfd, lower, &s.st)
+	if err != nil {
 		return nil, nil, err
 	}
 	dfd := -1
 	if s.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		var err error
 		if dfd, err = openDirAt(pfd, lower, &s.st); err != nil {
 			return nil, nil, err
 		}
 	}
-	return fs.remember(p, lower, plain, &s.st, dfd, true, false), s, nil
+	return fs.remember(p, lower, plain, &s.st, birth, dfd, true, false), s, nil
 }
 
 // seen is a lower stat of an inode, taken outside the inode's lock, with

@@ -22,15 +22,17 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 		}
 		return ciphertree.Fstat(fd, st)
 	}
+	nb := fs.birthOf(n)
 	for _, l := range fs.linksOf(n) {
 		pfd, err := fs.dirFd(l.parent)
 		if err != nil {
 			continue
 		}
-		if err := unix.Fstatat(pfd, l.lower, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		birth, err := fs.statAt(pfd, l.lower, st)
+		if err != nil {
 			continue
 		}
-		if st.Ino == n.ino && st.Dev == n.dev && st.Mode&unix.S_IFMT == n.kind {
+		if sameInode(n, nb, st, birth) {
 			return nil
 		}
 	}
@@ -44,7 +46,7 @@ func (fs *FS) stat(n *inode, st *unix.Stat_t) error {
 	if fd >= 0 {
 		return ciphertree.Fstat(fd, st)
 	}
-	return fmt.Errorf("inode %d: no name leads to it: %w", n.ID, syscall.ENOENT)
+	return fmt.Errorf("inode %d: no name leads to it: %w", n.ID, fs.gone())
 }
 
 // open opens the lower file of n (never following a symlink) and checks
@@ -65,6 +67,7 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		return ciphertree.Openat(fd, ".", flags|unix.O_DIRECTORY, 0)
 	}
 	var lastErr error = syscall.ENOENT
+	nb := fs.birthOf(n)
 	for _, l := range fs.linksOf(n) {
 		pfd, err := fs.dirFd(l.parent)
 		if err != nil {
@@ -77,7 +80,7 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 			continue
 		}
 		var st unix.Stat_t
-		if err := ciphertree.Fstat(fd, &st); err != nil || st.Ino != n.ino || st.Dev != n.dev || st.Mode&unix.S_IFMT != n.kind {
+		if birth, err := fs.statAt(fd, "", &st); err != nil || !sameInode(n, nb, &st, birth) {
 			// The name leads to another file now (replaced behind the
 			// daemon's back): not this inode any more.
 			unix.Close(fd)
@@ -107,6 +110,9 @@ func (fs *FS) open(n *inode, flags int) (int, error) {
 		if hfd >= 0 {
 			return unix.Openat(unix.AT_FDCWD, ciphertree.ProcFd(hfd), unix.O_PATH|unix.O_CLOEXEC, 0)
 		}
+	}
+	if lastErr == syscall.ENOENT {
+		lastErr = fs.gone()
 	}
 	return -1, lastErr
 }

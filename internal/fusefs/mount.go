@@ -15,6 +15,10 @@ type MountOptions struct {
 	AllowOther bool
 	Tier       meta.Tier
 	ErrorLog   *log.Logger
+	// Shared is shared-storage mode: the kernel's writeback cache is off
+	// (it would keep its own size of every regular file, whatever the
+	// lower file says).
+	Shared bool
 }
 
 // MountConfig returns the jacobsa/fuse mount configuration.
@@ -39,6 +43,7 @@ func MountConfig(o MountOptions) *fuse.MountConfig {
 		ErrorLogger:            o.ErrorLog,
 		Options:                map[string]string{},
 	}
+	cfg.DisableWritebackCaching = o.Shared
 	if o.AllowOther {
 		cfg.Options["allow_other"] = ""
 	}

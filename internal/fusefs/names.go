@@ -23,6 +23,12 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 		return iv, nil
 	}
 	iv, err := fs.loadDirIV(n)
+	if errors.Is(err, errIVPending) {
+		// Not cached: the IV file is read again at the next request.
+		fs.log.Info().Str("op", "diriv").Uint64("inode", n.ID).Str("path", fs.lowerPath(n, crypt.DirIVFile)).
+			Msg("a new empty directory has no name IV yet (a sync in progress?): it reads as empty until it arrives")
+		return iv, syscall.ENOENT
+	}
 	if err != nil {
 		fs.log.Error().Str("op", "diriv").Uint64("inode", n.ID).Str("path", fs.lowerPath(n, crypt.DirIVFile)).Err(err).Msg("cannot read directory IV")
 		return iv, syscall.EIO
@@ -33,10 +39,17 @@ func (fs *FS) dirIV(n *inode) (crypt.DirIV, error) {
 	return iv, nil
 }
 
+// errIVPending: in shared mode, an empty directory without a name IV is
+// not given one: the directory was most likely made by a sync client
+// that has not brought its IV file yet, and a new IV written now would
+// be replaced by that one (or synced to the other machines, where it
+// would hide every name of the directory).
+var errIVPending = errors.New("empty directory without a name IV")
+
 // loadDirIV reads the name IV of directory n from its IV file. A
 // directory whose IV file is missing or empty (a crash right after mkdir,
 // or after init wrote the config) gets a new one as long as it holds no
-// names.
+// names, except in shared mode (errIVPending).
 func (fs *FS) loadDirIV(n *inode) (crypt.DirIV, error) {
 	dfd, err := fs.dirFd(n)
 	if err != nil {
@@ -50,6 +63,8 @@ func (fs *FS) loadDirIV(n *inode) (crypt.DirIV, error) {
 			return iv, eerr
 		case !empty:
 			return iv, fmt.Errorf("the directory has entries but no valid %s: %w", crypt.DirIVFile, err)
+		case fs.shared:
+			return iv, errIVPending
 		}
 		unix.Unlinkat(dfd, crypt.DirIVFile, 0)
 		if iv, err = ciphertree.WriteDirIV(dfd); err == nil {

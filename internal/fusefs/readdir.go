@@ -33,7 +33,7 @@ func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 		return err
 	}
 	op.Handle = fs.addHandle(&dirHandle{n: n})
-	if fs.cache.Tier() == meta.KernelCache {
+	if fs.cache.Tier() == meta.KernelCache && !fs.shared {
 		// The kernel may keep the listing in the directory's page cache
 		// and serve later listings from it: it drops the cache itself on
 		// every change it makes to the directory (create, unlink, rename,
@@ -41,6 +41,7 @@ func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 		// directory changes only through the daemon (docs/fast-path.md);
 		// InvalidateInode of the directory drops it too. Without it every
 		// ls lists, decrypts and stats the whole lower directory again.
+		// Not in shared mode, whose lower directories change outside.
 		op.CacheDir, op.KeepCache = true, true
 	}
 	return nil
@@ -62,6 +63,11 @@ func (fs *FS) ReleaseDirHandle(ctx context.Context, op *fuseops.ReleaseDirHandle
 // has, are skipped with one warning each.
 func (fs *FS) list(n *inode) ([]dirEntry, error) {
 	iv, err := fs.dirIV(n)
+	if err == syscall.ENOENT && fs.shared {
+		// A new empty directory whose IV a sync client has not brought
+		// yet (errIVPending): empty until it has.
+		return fs.dotEntries(n), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -69,14 +75,7 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	parent := uint64(rootID)
-	if l := fs.linksOf(n); len(l) > 0 {
-		parent = l[0].parent.ID
-	}
-	entries := []dirEntry{
-		{name: ".", ino: n.ID, typ: fuseutil.DT_Directory},
-		{name: "..", ino: parent, typ: fuseutil.DT_Directory},
-	}
+	entries := fs.dotEntries(n)
 	l, err := ciphertree.ListDir(fs.suite, dfd, iv, n.ID == rootID)
 	if err != nil {
 		return nil, err
@@ -104,6 +103,18 @@ func (fs *FS) list(n *inode) ([]dirEntry, error) {
 	}
 	fs.mu.Unlock()
 	return entries, nil
+}
+
+// dotEntries returns the entries "." and ".." of directory n.
+func (fs *FS) dotEntries(n *inode) []dirEntry {
+	parent := uint64(rootID)
+	if l := fs.linksOf(n); len(l) > 0 {
+		parent = l[0].parent.ID
+	}
+	return []dirEntry{
+		{name: ".", ino: n.ID, typ: fuseutil.DT_Directory},
+		{name: "..", ino: parent, typ: fuseutil.DT_Directory},
+	}
 }
 
 func (fs *FS) dirHandle(id fuseops.HandleID) (*dirHandle, error) {

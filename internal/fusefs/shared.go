@@ -1,0 +1,148 @@
+package fusefs
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
+)
+
+// Shared storage (Config.Shared, cryptfs mount --shared-storage): the
+// lower directory may change behind the daemon's back, by a sync client
+// writing into it or a backup being restored over it. What changes:
+//
+//   - The metadata cache stores nothing (meta.NewShared): every LOOKUP,
+//     GETATTR and GETXATTR that reaches the daemon reads the lower
+//     directory, and the kernel keeps entries and attributes for
+//     meta.SharedValidity at most, listings and (changed) file pages not
+//     at all: that is the bound on how late an outside change shows.
+//   - A lower inode is identified by its device, number and birth time
+//     (statx STATX_BTIME, where the lower file system records one), not
+//     the number alone: sync clients replace files by writing a temporary
+//     file and renaming it over the old one, and ext4 hands a freed inode
+//     number to the next file at once, so a name can lead to the same
+//     number and another file. Such a file gets a node of its own.
+//   - A node whose names no longer lead to its lower inode (replaced or
+//     removed outside) answers ESTALE, not ENOENT: the kernel then looks
+//     the path up again (LOOKUP_REVAL) and retries the stat or open
+//     once, so an application that works by path sees the new file (or
+//     ENOENT when it is gone), never "Stale file handle".
+//   - The kernel's writeback cache is off (it would keep its own size of
+//     every regular file it knows, whatever the lower file says).
+
+// statAt stats name in the directory behind pfd without following a
+// symlink, and returns its birth time in nanoseconds (0 where unknown,
+// and outside shared mode, where it is a plain fstatat).
+func (fs *FS) statAt(pfd int, name string, st *unix.Stat_t) (int64, error) {
+	if !fs.shared {
+		if name == "" {
+			return 0, ciphertree.Fstat(pfd, st)
+		}
+		return 0, unix.Fstatat(pfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if name == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	var x unix.Statx_t
+	for {
+		err := unix.Statx(pfd, name, flags, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &x)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		break
+	}
+	*st = unix.Stat_t{
+		Dev:     unix.Mkdev(x.Dev_major, x.Dev_minor),
+		Ino:     x.Ino,
+		Nlink:   uint64(x.Nlink),
+		Mode:    uint32(x.Mode),
+		Uid:     x.Uid,
+		Gid:     x.Gid,
+		Rdev:    unix.Mkdev(x.Rdev_major, x.Rdev_minor),
+		Size:    int64(x.Size),
+		Blksize: int64(x.Blksize),
+		Blocks:  int64(x.Blocks),
+		Atim:    unix.Timespec{Sec: x.Atime.Sec, Nsec: int64(x.Atime.Nsec)},
+		Mtim:    unix.Timespec{Sec: x.Mtime.Sec, Nsec: int64(x.Mtime.Nsec)},
+		Ctim:    unix.Timespec{Sec: x.Ctime.Sec, Nsec: int64(x.Ctime.Nsec)},
+	}
+	if x.Mask&unix.STATX_BTIME == 0 {
+		return 0, nil
+	}
+	return x.Btime.Sec*1e9 + int64(x.Btime.Nsec), nil
+}
+
+// birthAt returns the birth time of name in the directory behind pfd (of
+// pfd itself when name is ""): 0 outside shared mode or where unknown.
+func (fs *FS) birthAt(pfd int, name string) int64 {
+	if !fs.shared {
+		return 0
+	}
+	var st unix.Stat_t
+	b, _ := fs.statAt(pfd, name, &st)
+	return b
+}
+
+// sameInode reports whether a lower stat (and birth time from statAt)
+// describes n's lower inode, whose birth time is nb (FS.birthOf).
+func sameInode(n *inode, nb int64, st *unix.Stat_t, birth int64) bool {
+	return st.Ino == n.ino && st.Dev == n.dev && st.Mode&unix.S_IFMT == n.kind && !reborn(nb, birth)
+}
+
+// reborn reports whether birth time birth shows a lower inode other than
+// the one born at nb under the same number (0: unknown, either side).
+func reborn(nb, birth int64) bool {
+	return birth != 0 && nb != 0 && birth != nb
+}
+
+// birthOf returns n's birth time: 0 where unknown.
+func (fs *FS) birthOf(n *inode) int64 {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return n.birth
+}
+
+// gone is the error for a node none of whose names leads to its lower
+// inode any more: ENOENT, or ESTALE in shared mode, so that the kernel
+// looks the path up again (the name may lead to a new file now).
+func (fs *FS) gone() error {
+	if fs.shared {
+		return syscall.ESTALE
+	}
+	return syscall.ENOENT
+}
+
+// stamp is what a lower regular file looked like when it was last opened
+// through the mount: in shared mode the kernel keeps the file's pages
+// across an open only when the stamp has not changed since. Size and
+// mtime, not ctime: the daemon's own atime updates (relatime) change the
+// ctime of every file read, and every writer of content changes the
+// mtime (a file replaced by rename is another inode, so another node).
+type stamp struct {
+	size  int64
+	mtime unix.Timespec
+}
+
+// keepPages records the stamp of the lower file behind fd on n and
+// reports whether the kernel may keep n's cached pages (always outside
+// shared mode, whose lower files change only through the mount).
+func (fs *FS) keepPages(n *inode, fd int) bool {
+	if !fs.shared {
+		return true
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	s := stamp{size: st.Size, mtime: st.Mtim}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	keep := n.stampOK && n.stamp == s
+	n.stamp, n.stampOK = s, true
+	return keep
+}
