@@ -65,6 +65,11 @@ type Options struct {
 	// Idle, if positive, unmounts the mount once it has served no request
 	// for that long and nothing keeps it busy (see idle.go).
 	Idle time.Duration
+	// Transport is how requests travel between the kernel and the daemon
+	// (transport.go): fuse.TransportAuto (FUSE over io_uring where the
+	// kernel offers it, else /dev/fuse), TransportURing (or no mount), or
+	// TransportDev (the zero value).
+	Transport fuse.Transport
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -167,6 +172,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		ReadOnly:   o.ReadOnly,
 		AllowOther: o.AllowOther,
 		Tier:       t.tier,
+		Transport:  o.Transport,
 	}
 	if o.Log.Debug().Enabled() {
 		// jacobsa/fuse formats a line for every failed request that is not
@@ -216,6 +222,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Tier: t.tier.String(), TierReason: t.reason, ReadOnly: o.ReadOnly,
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
+	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, mfs.Transport())
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if t.fp != nil {
 		if info, err := t.fp.Program().Info(); err == nil {
@@ -241,7 +248,8 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 			o.Log.Warn().Err(err).Msg("no control socket: cryptfs status/stats will not see this mount")
 		}
 	}
-	o.Log.Info().Str("mountpoint", o.Mountpoint).Str("fast_path", t.tier.String()).Msg("mounted")
+	o.Log.Info().Str("mountpoint", o.Mountpoint).Str("fast_path", t.tier.String()).
+		Str("transport", h.status.Transport).Str("transport_reason", h.status.TransportReason).Msg("mounted")
 	if o.Mounted != nil {
 		o.Mounted(h.Status())
 	}

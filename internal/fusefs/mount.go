@@ -15,6 +15,9 @@ type MountOptions struct {
 	AllowOther bool
 	Tier       meta.Tier
 	ErrorLog   *log.Logger
+	// Transport: /dev/fuse or FUSE over io_uring (fuse.MountConfig.Transport).
+	// The server serves either (Server).
+	Transport fuse.Transport
 }
 
 // MountConfig returns the jacobsa/fuse mount configuration.
@@ -38,6 +41,7 @@ func MountConfig(o MountOptions) *fuse.MountConfig {
 		EnableHandleKillPrivV2: true,
 		ErrorLogger:            o.ErrorLog,
 		Options:                map[string]string{},
+		Transport:              o.Transport,
 	}
 	if o.AllowOther {
 		cfg.Options["allow_other"] = ""
