@@ -65,6 +65,11 @@ func serveReverse(ctx context.Context, o Options) error {
 		}
 	}
 	o.Log.Info().Str("mountpoint", o.Mountpoint).Msg("mounted a reverse view")
+	if o.Mounted != nil {
+		// The background mount's parent waits for the tier in its "ok"
+		// line: without it, it waited forever for a daemon that serves.
+		o.Mounted(h.Status())
+	}
 	o.Ready(nil)
 	sdNotify("READY=1\nSTATUS=Mounted the reverse view " + o.Mountpoint)
 
