@@ -6,7 +6,7 @@ BIN := bin/cryptfs
 FUZZTIME ?= 60s
 # Every fuzz target, as package:FuzzName.
 
-.PHONY: all build test test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest vmtest-debian kmod dkms-install clean
+.PHONY: all build test test-uring test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest vmtest-debian kmod dkms-install clean
 
 all: build
 
@@ -33,6 +33,21 @@ FSTEST_MODEL_SEED ?= 20261127
 test: deps build vet
 	FSTEST_MODEL_SEED=$(FSTEST_MODEL_SEED) CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 45m ./...
 	CRYPTFS_BIN=$(CURDIR)/$(BIN) $(GO) -C bench test -race -count=1 -timeout 45m ./...
+
+# The tests that mount, again with every mount served over FUSE over
+# io_uring (--transport=uring through CRYPTFS_TRANSPORT; Linux 6.14+): the
+# fuse module's enable_uring is set for the run and put back after. make
+# test runs the POSIX suite over io_uring once (TestTransportURingSuite);
+# this runs all of them. Says SKIP where the kernel has no FUSE over
+# io_uring. URING_PKGS picks the packages.
+URING_PKGS ?= ./fstest/... ./cmd/cryptfs/...
+test-uring: deps build
+	@p=/sys/module/fuse/parameters/enable_uring; \
+	if [ ! -e $$p ]; then echo "SKIP make test-uring: this kernel has no FUSE over io_uring ($$p is missing)"; exit 0; fi; \
+	old=$$(cat $$p); trap 'echo $$old > '$$p EXIT; echo Y > $$p || exit 1; \
+	echo "CRYPTFS_TRANSPORT=uring, $$p=Y (was $$old)"; \
+	FSTEST_MODEL_SEED=$(FSTEST_MODEL_SEED) CRYPTFS_TRANSPORT=uring CRYPTFS_BIN=$(CURDIR)/$(BIN) \
+	  $(GO) test -count=1 -timeout 30m $(URING_PKGS)
 
 # The same without the slow second suite runs.
 test-short: deps build

@@ -12,11 +12,12 @@ import (
 
 // systemColors are the bar colours, by system.
 var systemColors = map[string]color.Color{
-	"gocryptfs":            color.RGBA{0x99, 0x99, 0x99, 0xff},
-	"cryptfs-off":          color.RGBA{0xe6, 0x9f, 0x00, 0xff},
-	"cryptfs-kernel-cache": color.RGBA{0x00, 0x72, 0xb2, 0xff},
-	"cryptfs-shared":       color.RGBA{0x56, 0xb4, 0xe9, 0xff},
-	"cryptfs-ebpf":         color.RGBA{0x00, 0x9e, 0x73, 0xff},
+	"gocryptfs":                  color.RGBA{0x99, 0x99, 0x99, 0xff},
+	"cryptfs-off":                color.RGBA{0xe6, 0x9f, 0x00, 0xff},
+	"cryptfs-kernel-cache":       color.RGBA{0x00, 0x72, 0xb2, 0xff},
+	"cryptfs-ebpf":               color.RGBA{0x00, 0x9e, 0x73, 0xff},
+	"cryptfs-kernel-cache-uring": color.RGBA{0x56, 0xb4, 0xe9, 0xff},
+	"cryptfs-shared":             color.RGBA{0xcc, 0x79, 0xa7, 0xff},
 }
 
 // ratioTicks labels a log10 axis with ratios.

@@ -8,8 +8,12 @@
 //
 // Systems: the native lower directory (ext4 under /var/tmp), gocryptfs
 // with its default settings (its own -init), and cryptfs with
-// --fast-path=off, kernel-cache and ebpf (ebpf is reported "n/a" where the
-// kernel lacks the cryptfs FUSE hook and the mount refuses the tier).
+// --fast-path=off, kernel-cache and ebpf over /dev/fuse (--transport=dev;
+// ebpf is reported "n/a" where the kernel lacks the cryptfs FUSE hook and
+// the mount refuses the tier), and kernel-cache over FUSE over io_uring
+// (cryptfs-kernel-cache-uring, --transport=uring: the run sets the fuse
+// module's enable_uring and puts it back; "n/a" where the kernel has no
+// FUSE over io_uring).
 //
 // Workloads, in this order (each leaves the state the next needs):
 // streaming write with a final fsync; cold streaming read; 4 KiB random
@@ -25,7 +29,9 @@
 // warm workloads run several times after a warm-up), throughput, ratio to
 // native, FUSE requests per opcode that reached the daemon (cryptfs stats
 // for cryptfs, the bpf/reqstats tracepoint collector for gocryptfs), and
-// the daemon's CPU time (all threads, from /proc schedstat) and peak RSS
+// the daemon's CPU time (all threads, from /proc schedstat), its CPU time
+// and thread wakeups (schedstat's count of times put on a CPU) per
+// request, and peak RSS
 // (VmHWM, reset through clear_refs before each repetition). With
 // profiling on (the default in full mode), each cryptfs workload runs one
 // more time, unmeasured, under `perf record -g`, converted to a pprof

@@ -48,7 +48,8 @@ func main() {
 	flag.StringVar(&o.workRoot, "work", "/var/tmp", "where the scratch directory goes")
 	flag.StringVar(&o.lower, "lower", "loop", "lower file system: loop (a fresh ext4 on a loop device in the scratch directory) or dir (the -work directory's own file system)")
 	flag.StringVar(&o.cache, "cache", "/var/cache/cryptfs-bench", "where the decompressed source tree is cached")
-	flag.StringVar(&o.systems, "systems", "native,gocryptfs,cryptfs-off,cryptfs-kernel-cache,cryptfs-ebpf", "systems to measure")
+	flag.StringVar(&o.systems, "systems", "native,gocryptfs,cryptfs-off,cryptfs-kernel-cache,cryptfs-kernel-cache-uring,cryptfs-ebpf",
+		"systems to measure (cryptfs-TIER over /dev/fuse, cryptfs-TIER-uring over FUSE over io_uring)")
 	flag.StringVar(&o.workloads, "workloads", "", "workloads to run (default all; comma-separated ids)")
 	flag.StringVar(&o.profile, "profile", "auto", "profile the cryptfs daemons with perf in an extra repetition: on, off, or auto (on in full mode)")
 	flag.Usage = func() {
@@ -166,6 +167,10 @@ func run(o options, lg *log.Logger) error {
 	if err := os.WriteFile(pass, []byte("cryptfs-bench password, not a secret\n"), 0o600); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(wanted, func(id string) bool { return strings.HasSuffix(id, "-uring") }) {
+		restore := enableURing(lg)
+		defer restore()
+	}
 	var systems []system
 	for _, id := range wanted {
 		var s system
@@ -174,14 +179,16 @@ func run(o options, lg *log.Logger) error {
 			s = &native{dir: filepath.Join(lower.dir, "native")}
 		case "gocryptfs":
 			s = newGocryptfs(lower.dir, pass)
-		case "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf":
-			s = newCryptfs(cryptfsBin, strings.TrimPrefix(id, "cryptfs-"), lower.dir, pass)
+		case "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf",
+			"cryptfs-off-uring", "cryptfs-kernel-cache-uring", "cryptfs-ebpf-uring":
+			s = newCryptfs(cryptfsBin, id, lower.dir, pass)
 		case "cryptfs-shared":
 			// --shared-storage (kernel-cache with 1 s validity): the cost of
 			// the mode, next to cryptfs-kernel-cache (opt-in: -systems).
-			c := newCryptfs(cryptfsBin, "kernel-cache", lower.dir, pass)
+			c := newCryptfs(cryptfsBin, "cryptfs-kernel-cache", lower.dir, pass)
+			dir := filepath.Join(lower.dir, id)
 			c.id, c.args = id, []string{"--shared-storage"}
-			c.cipher, c.mnt = c.cipher+"-shared", c.mnt+"-shared"
+			c.cipher, c.mnt, c.logPath = filepath.Join(dir, "cipher"), filepath.Join(dir, "mnt"), filepath.Join(dir, "daemon.log")
 			s = c
 		default:
 			return fmt.Errorf("unknown system %q", id)
@@ -192,7 +199,7 @@ func run(o options, lg *log.Logger) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if id != "cryptfs-ebpf" {
+			if !strings.HasPrefix(id, "cryptfs-ebpf") && !strings.HasSuffix(id, "-uring") {
 				return fmt.Errorf("set up %s: %w", id, err)
 			}
 			info.Available, info.Reason = false, firstLineOf(err.Error())

@@ -13,9 +13,12 @@ import (
 
 // procSample is what /proc says about a daemon at one moment.
 type procSample struct {
-	CPU    time.Duration // user+system time of all its threads
-	PeakKB int64         // VmHWM: peak resident set since start or the last resetPeakRSS
-	RSSKB  int64         // VmRSS
+	CPU time.Duration // user+system time of all its threads
+	// Switches counts the times its threads were put on a CPU (the third
+	// schedstat field): each wakeup of a sleeping thread is one.
+	Switches int64
+	PeakKB   int64 // VmHWM: peak resident set since start or the last resetPeakRSS
+	RSSKB    int64 // VmRSS
 }
 
 // readProc samples process pid.
@@ -31,7 +34,7 @@ func readProc(pid int) (procSample, error) {
 	if s.RSSKB, err = statusField(status, "VmRSS"); err != nil {
 		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	if s.CPU, err = threadsCPU(pid); err != nil {
+	if s.CPU, s.Switches, err = threadsCPU(pid); err != nil {
 		return procSample{}, err
 	}
 	return s, nil
@@ -56,40 +59,48 @@ func statusField(status []byte, name string) (int64, error) {
 
 // threadsCPU sums the CPU time of the threads of pid from
 // /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat only has clock
-// ticks of 10 ms, too coarse for the short workloads). Threads that exited
-// are not counted; the Go runtime keeps its threads.
-func threadsCPU(pid int) (time.Duration, error) {
+// ticks of 10 ms, too coarse for the short workloads), and the times they
+// were put on a CPU. Threads that exited are not counted; the Go runtime
+// keeps its threads.
+func threadsCPU(pid int) (time.Duration, int64, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no threads of pid %d in /proc", pid)
+		return 0, 0, fmt.Errorf("no threads of pid %d in /proc", pid)
 	}
 	var total time.Duration
+	var switches int64
 	for _, t := range tasks {
 		data, err := os.ReadFile(t)
 		if err != nil {
 			continue // the thread exited meanwhile
 		}
-		ns, err := parseSchedstat(data)
+		ns, n, err := parseSchedstat(data)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", t, err)
+			return 0, 0, fmt.Errorf("%s: %w", t, err)
 		}
 		total += ns
+		switches += n
 	}
-	return total, nil
+	return total, switches, nil
 }
 
-// parseSchedstat returns the first field of a schedstat line: time spent
-// on the CPU, in nanoseconds.
-func parseSchedstat(data []byte) (time.Duration, error) {
+// parseSchedstat returns the first and third fields of a schedstat line:
+// time spent on the CPU, in nanoseconds, and the times the thread was put
+// on a CPU.
+func parseSchedstat(data []byte) (time.Duration, int64, error) {
 	f := bytes.Fields(data)
 	if len(f) != 3 {
-		return 0, fmt.Errorf("malformed schedstat %q", data)
+		return 0, 0, fmt.Errorf("malformed schedstat %q", data)
 	}
 	ns, err := strconv.ParseInt(string(f[0]), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("malformed schedstat %q: %w", data, err)
+		return 0, 0, fmt.Errorf("malformed schedstat %q: %w", data, err)
 	}
-	return time.Duration(ns), nil
+	n, err := strconv.ParseInt(string(f[2]), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("malformed schedstat %q: %w", data, err)
+	}
+	return time.Duration(ns), n, nil
 }
 
 // resetPeakRSS makes VmHWM start again from the current RSS (Linux 4.0+),

@@ -30,19 +30,21 @@ func TestStatusField(t *testing.T) {
 
 func TestParseSchedstat(t *testing.T) {
 	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr bool
+		in       string
+		want     time.Duration
+		switches int64
+		wantErr  bool
 	}{
-		{"189244317 15647688 388\n", 189244317, false},
-		{"0 0 0", 0, false},
-		{"12 34", 0, true},
-		{"x 1 2", 0, true},
+		{"189244317 15647688 388\n", 189244317, 388, false},
+		{"0 0 0", 0, 0, false},
+		{"12 34", 0, 0, true},
+		{"x 1 2", 0, 0, true},
+		{"1 2 x", 0, 0, true},
 	}
 	for _, tt := range tests {
-		got, err := parseSchedstat([]byte(tt.in))
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("parseSchedstat(%q) = %v, %v", tt.in, got, err)
+		got, n, err := parseSchedstat([]byte(tt.in))
+		if (err != nil) != tt.wantErr || got != tt.want || n != tt.switches {
+			t.Errorf("parseSchedstat(%q) = %v, %d, %v", tt.in, got, n, err)
 		}
 	}
 }
@@ -75,6 +77,9 @@ func TestReadProcSelf(t *testing.T) {
 	}
 	if s.CPU < 10*time.Millisecond {
 		t.Errorf("CPU %v, want at least the 20 ms just spent", s.CPU)
+	}
+	if s.Switches < 1 {
+		t.Errorf("%d switches: this thread is running, so it was put on a CPU at least once", s.Switches)
 	}
 	if s.RSSKB <= 0 || s.PeakKB < s.RSSKB {
 		t.Errorf("RSS %d kB, peak %d kB", s.RSSKB, s.PeakKB)

@@ -123,7 +123,7 @@ const rssLimitKB = 150e6 / 1024
 // ran with a cache (kernel-cache, ebpf).
 func (r *results) evaluateTargets() {
 	r.Targets = nil
-	for _, sys := range []string{"cryptfs-kernel-cache", "cryptfs-ebpf"} {
+	for _, sys := range []string{"cryptfs-kernel-cache", "cryptfs-kernel-cache-uring", "cryptfs-ebpf"} {
 		add := func(t targetResult) { t.System = sys; r.Targets = append(r.Targets, t) }
 		vsNative := func(id, name string, limit float64) {
 			c, n := r.cellOf(id, sys), r.cellOf(id, "native")
@@ -152,7 +152,7 @@ func (r *results) evaluateTargets() {
 			add(targetResult{Target: name, Value: v, Limit: limit, Holds: v >= limit,
 				Detail: fmt.Sprintf("%.0f vs %.0f MiB/s gocryptfs", c.Throughput, g.Throughput)})
 		}
-		if sys == "cryptfs-kernel-cache" {
+		if strings.HasPrefix(sys, "cryptfs-kernel-cache") {
 			vsNative("stat-warm", "warm stat of every entry: at most 1.5x native time", 1.5)
 		}
 		timeVsGo("ls-lR", "ls -lR: at most 0.3x gocryptfs time", 0.3)
@@ -318,6 +318,23 @@ func (r *results) markdown() string {
 					s += fmt.Sprintf(" (%s)", fmtRatio(c.CPURatio))
 				}
 				return s
+			}))
+		}
+		p("\n")
+	}
+
+	p("\n### Daemon CPU time and wakeups per request\n\n")
+	p("The daemon's CPU time (all threads) and the times its threads were put on a CPU (schedstat), divided by the requests that reached it. ")
+	p("A wakeup is a thread that slept (waiting for a request, a lock or the disk) and runs again: a request that costs one wakes a sleeping reader; one served on the CPU of its caller by a thread that polls or was already running costs less.\n\n")
+	header("workload", fuseIDs)
+	for _, w := range r.Workloads {
+		p("| %s |", w.Title)
+		for _, id := range fuseIDs {
+			p(" %s |", cellText(w, id, func(c *cell) string {
+				if c.CPUPerReq == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%s, %.2f", fmtDur(c.CPUPerReq), c.SwitchesPerReq)
 			}))
 		}
 		p("\n")

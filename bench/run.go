@@ -36,6 +36,7 @@ type repResult struct {
 	AppCPU   time.Duration   `json:"workload_cpu_ns"`    // the workload's own CPU per run
 	CPU      time.Duration   `json:"daemon_cpu_ns"`      // daemon CPU per run
 	PeakKB   int64           `json:"daemon_peak_rss_kb"` // daemon VmHWM during the repetition
+	Switches int64           `json:"daemon_switches"`    // daemon threads put on a CPU, per run
 	Upcalls  upcalls         `json:"upcalls,omitempty"`  // per run
 	UpErr    string          `json:"upcalls_error,omitempty"`
 	Load     float64         `json:"load1"` // 1-minute load average when it started
@@ -54,7 +55,13 @@ type cell struct {
 	AppCPU     time.Duration `json:"workload_cpu_ns"` // median over the repetitions
 	CPU        time.Duration `json:"daemon_cpu_ns"`   // median over the repetitions
 	PeakKB     int64         `json:"daemon_peak_rss_kb"`
-	Upcalls    upcalls       `json:"upcalls,omitempty"` // of the median repetition
+	Switches   int64         `json:"daemon_switches"` // of the median repetition (by wall time)
+	// CPUPerReq and SwitchesPerReq are the daemon's CPU time and thread
+	// wakeups per request that reached it, in the median repetition (0
+	// when no request count is known).
+	CPUPerReq      time.Duration `json:"daemon_cpu_per_request_ns,omitempty"`
+	SwitchesPerReq float64       `json:"daemon_switches_per_request,omitempty"`
+	Upcalls        upcalls       `json:"upcalls,omitempty"` // of the median repetition
 	// CPURatio is (workload + daemon CPU) / native workload CPU: a cost
 	// ratio the machine's load does not inflate (0 when unknown).
 	CPURatio float64 `json:"cpu_ratio_to_native"`
@@ -113,6 +120,11 @@ func (c *cell) summarize(w workload) {
 	}
 	c.Upcalls = c.Reps[best].Upcalls
 	r := c.Reps[best]
+	c.Switches = r.Switches
+	if n := r.Upcalls.total(); n > 0 {
+		c.CPUPerReq = r.CPU / time.Duration(n)
+		c.SwitchesPerReq = float64(r.Switches) / float64(n)
+	}
 	if c.Wall > 0 {
 		if w.Unit == "MiB/s" {
 			c.Throughput = float64(r.Bytes) / (1 << 20) / c.Wall.Seconds()
@@ -204,6 +216,7 @@ func (b *bench) runRep(ctx context.Context, w workload, s system, rep int, profi
 			return r, nil, err
 		}
 		r.CPU = (after.CPU - before.CPU) / time.Duration(len(m.Times))
+		r.Switches = (after.Switches - before.Switches) / int64(len(m.Times))
 		r.PeakKB = after.PeakKB
 	}
 	if uerr == nil {

@@ -388,3 +388,29 @@ func deviceOfMount(mp string) (uint32, error) {
 	}
 	return 0, fmt.Errorf("%s is not mounted", mp)
 }
+
+// uringParam makes the kernel offer FUSE over io_uring to new mounts
+// (Linux 6.14+ with CONFIG_FUSE_IO_URING; absent otherwise).
+const uringParam = "/sys/module/fuse/parameters/enable_uring"
+
+// enableURing sets the fuse module's enable_uring for the run, so that the
+// -uring systems can mount, and returns what puts the old value back (a
+// connection on io_uring keeps it when the parameter is turned off). Where
+// the kernel has no FUSE over io_uring it does nothing: those systems'
+// mounts fail and they are reported as not available, with the reason.
+func enableURing(lg *log.Logger) (restore func()) {
+	old, err := os.ReadFile(uringParam)
+	if err != nil || string(old) == "Y\n" {
+		return func() {}
+	}
+	if err := os.WriteFile(uringParam, []byte("Y"), 0); err != nil {
+		lg.Printf("cannot enable FUSE over io_uring: %v", err)
+		return func() {}
+	}
+	lg.Printf("%s: Y for the run (was %s)", uringParam, strings.TrimSpace(string(old)))
+	return func() {
+		if err := os.WriteFile(uringParam, old, 0); err != nil {
+			lg.Printf("restoring %s: %v", uringParam, err)
+		}
+	}
+}

@@ -23,7 +23,8 @@ import (
 // gocryptfs, or cryptfs in one fast-path tier.
 type system interface {
 	// ID names the system in results ("native", "gocryptfs",
-	// "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf").
+	// "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf", and
+	// "cryptfs-kernel-cache-uring" over FUSE over io_uring).
 	ID() string
 	// Root is the directory the workloads use.
 	Root() string
@@ -230,22 +231,29 @@ func abortConnection(dev uint32) {
 	os.WriteFile(filepath.Join(ctl, fmt.Sprint(dev), "abort"), []byte("1"), 0)
 }
 
-// cryptfsSys is cryptfs in one fast-path tier, driven through the
-// harness (fstest/cryptfstest) as a background mount.
+// cryptfsSys is cryptfs in one fast-path tier over one transport, driven
+// through the harness (fstest/cryptfstest) as a background mount.
 type cryptfsSys struct {
 	id, cipher, mnt, logPath string
 	tier                     string
 	args                     []string // extra mount flags (cryptfs-shared)
+	transport                string   // "dev" or "uring": --transport, checked by the harness
 	cli                      *cryptfstest.CLI
 
 	mu sync.Mutex // guards m: Abort runs on the repetition's watchdog
 	m  *cryptfstest.Mount
 }
 
-func newCryptfs(bin, tier, work, pass string) *cryptfsSys {
-	dir := filepath.Join(work, "cryptfs-"+tier)
-	return &cryptfsSys{id: "cryptfs-" + tier, cipher: filepath.Join(dir, "cipher"), mnt: filepath.Join(dir, "mnt"),
-		logPath: filepath.Join(dir, "daemon.log"), tier: tier,
+// newCryptfs returns system id: cryptfs-TIER (over /dev/fuse) or
+// cryptfs-TIER-uring (FUSE over io_uring).
+func newCryptfs(bin, id, work, pass string) *cryptfsSys {
+	tier, transport := strings.TrimPrefix(id, "cryptfs-"), "dev"
+	if t, ok := strings.CutSuffix(tier, "-uring"); ok {
+		tier, transport = t, "uring"
+	}
+	dir := filepath.Join(work, id)
+	return &cryptfsSys{id: id, cipher: filepath.Join(dir, "cipher"), mnt: filepath.Join(dir, "mnt"),
+		logPath: filepath.Join(dir, "daemon.log"), tier: tier, transport: transport,
 		// The real KDF, as a user would have it; the password from a file.
 		cli: &cryptfstest.CLI{Bin: bin, Passfile: pass, StrongKDF: true}}
 }
@@ -288,11 +296,11 @@ func (c *cryptfsSys) Setup(ctx context.Context) error {
 	return c.start(ctx)
 }
 
-// start mounts in the background with --fast-path=tier (the harness
-// fails unless the daemon runs that tier).
+// start mounts in the background with --fast-path=tier and
+// --transport=transport (the harness fails unless the daemon runs them).
 func (c *cryptfsSys) start(ctx context.Context) error {
 	m, err := c.cli.Mount(ctx, cryptfstest.MountOptions{Cipher: c.cipher, Dir: c.mnt,
-		FastPath: c.tier, LogFile: c.logPath, Background: true, Args: c.args})
+		FastPath: c.tier, Transport: c.transport, LogFile: c.logPath, Background: true, Args: c.args})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ const (
 	exitNoMountpoint   = 13  // the mountpoint does not exist or is not a directory
 	exitNotEmpty       = 14  // the mountpoint is not empty
 	exitAlreadyMounted = 15  // something is already mounted there
-	exitNoFUSE         = 16  // no /dev/fuse or no fusermount3
+	exitNoFUSE         = 16  // no /dev/fuse or no fusermount3; --transport=uring without FUSE over io_uring
 	exitNotMounted     = 17  // unmount/status/stats: no cryptfs mount there
 	exitTreeInUse      = 18  // the cipher directory is mounted already (one daemon per tree)
 	exitBusy           = 19  // unmount refused: the mount is in use (nothing changed)
@@ -41,7 +41,8 @@ const exitCodesHelp = `Exit codes:
   13  the mountpoint does not exist or is not a directory
   14  the mountpoint is not empty
   15  something is already mounted on the mountpoint
-  16  FUSE is not available (/dev/fuse or fusermount3 missing)
+  16  FUSE is not available (/dev/fuse or fusermount3 missing; or
+      --transport=uring and the kernel does not offer FUSE over io_uring)
   17  no cryptfs mount at that path
   18  the cipher directory is already mounted (one daemon per cipher tree;
       read-only mounts may share one)

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jacobsa/fuse"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -46,6 +47,7 @@ type mountFlags struct {
 	reverse    bool // CIPHERDIR is a plaintext directory shown encrypted (reverse.go)
 	shared     bool // --shared-storage: CIPHERDIR may change behind the mount
 	idle       time.Duration
+	transport  string // how requests travel: auto, uring or dev
 }
 
 // Descriptors inherited by the background daemon.
@@ -85,6 +87,14 @@ within 1 second, a file replaced by rename is opened by path without
 "Stale file handle", and the ebpf tier is not used. Without it the daemon
 assumes it is the only writer of CIPHERDIR and caches accordingly.
 
+--transport chooses how the kernel's requests reach the daemon: uring
+(FUSE over io_uring, Linux 6.14+: one queue per CPU, each request served
+on the CPU that sent it; the kernel offers it while
+/sys/module/fuse/parameters/enable_uring is Y), dev (/dev/fuse), or auto
+(uring where the kernel offers it, else dev). --transport=uring on a
+kernel that does not offer it fails with exit code 16. 'cryptfs status'
+shows the transport in use and why.
+
 --recovery-key unlocks with the recovery key instead of the password; it
 works without a cryptfs.conf too (lost or damaged), reading the format's
 feature flags from the tree, and then mounts read-only: 'cryptfs recover'
@@ -105,6 +115,7 @@ component could otherwise redirect the mount): give real paths.`,
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (as root, files are created as the calling user)")
 	f.StringVar(&m.fastPath, "fast-path", "auto", "metadata fast path: auto, ebpf, kernel-cache or off")
 	f.BoolVar(&m.shared, "shared-storage", false, "CIPHERDIR may change behind the mount (a sync client): show outside changes within 1 s")
+	f.StringVar(&m.transport, "transport", "auto", "how requests reach the daemon: auto, uring (FUSE over io_uring) or dev (/dev/fuse)")
 	f.DurationVar(&m.idle, "idle", 0, "unmount after `DURATION` without requests, once nothing is open inside (e.g. 30m)")
 	f.BoolVar(&m.debug, "debug", false, "log every request (debug level)")
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
@@ -142,11 +153,20 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 	if err != nil {
 		return &codedError{code: exitUsage, err: err}
 	}
+	transport, err := fuse.ParseTransport(m.transport)
+	if err != nil {
+		return &codedError{code: exitUsage, err: err}
+	}
 	if m.daemon {
 		return runDaemonChild(m, mode, cipherDir, mountpoint)
 	}
 	if err := checkFUSE(); err != nil {
 		return err
+	}
+	if transport == fuse.TransportURing {
+		if err := checkURing(); err != nil {
+			return err
+		}
 	}
 	if os.Geteuid() == 0 {
 		if err := checkNoSymlinks(cipherDir, mountpoint); err != nil {
@@ -246,6 +266,25 @@ func checkFUSE() error {
 		if _, err := exec.LookPath("fusermount3"); err != nil {
 			return withCode(exitNoFUSE, "fusermount3 not found: install it with 'apt-get install fuse3'")
 		}
+	}
+	return nil
+}
+
+// uringParam is the fuse module's switch for FUSE over io_uring (Linux
+// 6.14+ built with CONFIG_FUSE_IO_URING; absent otherwise).
+const uringParam = "/sys/module/fuse/parameters/enable_uring"
+
+// checkURing reports, before the password is asked for, that the kernel
+// will not offer FUSE over io_uring to a new mount: --transport=uring
+// would fail. The daemon's mount checks again (jacobsa/fuse refuses to
+// mount without it).
+func checkURing() error {
+	b, err := os.ReadFile(uringParam)
+	switch {
+	case err != nil:
+		return withCode(exitNoFUSE, "--transport=uring: this kernel has no FUSE over io_uring (it needs Linux 6.14+ with CONFIG_FUSE_IO_URING; %s is missing); use --transport=auto or dev", uringParam)
+	case strings.TrimSpace(string(b)) != "Y":
+		return withCode(exitNoFUSE, "--transport=uring: the kernel does not offer FUSE over io_uring (%s is %s; as root: echo Y > %s); use --transport=auto or dev", uringParam, strings.TrimSpace(string(b)), uringParam)
 	}
 	return nil
 }
@@ -364,7 +403,7 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	if err != nil {
 		return err
 	}
-	argv := []string{"mount", "--internal-daemon", "--fast-path", m.fastPath, "--log-file", logPath}
+	argv := []string{"mount", "--internal-daemon", "--fast-path", m.fastPath, "--transport", m.transport, "--log-file", logPath}
 	if m.readOnly {
 		argv = append(argv, "--ro")
 	}
@@ -514,7 +553,14 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		ReverseConfig: m.reverseConfig(),
 		Idle:          m.idle,
 		SharedStorage: m.shared,
+		Transport:     m.transportChoice(),
 	}
+}
+
+// transportChoice is --transport, parsed (runMount checked it).
+func (m *mountFlags) transportChoice() fuse.Transport {
+	t, _ := fuse.ParseTransport(m.transport)
+	return t
 }
 
 // serve runs the daemon until the mount ends; SIGINT and SIGTERM unmount

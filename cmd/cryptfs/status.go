@@ -41,6 +41,9 @@ dead (exit code 21): 'cryptfs unmount' removes it.`,
 			}
 			fmt.Fprintf(e.stdout, "Read-only:   %v\nConnection:  %d\nMounted at:  %s\nInodes:      %d\n",
 				st.ReadOnly, st.Device, st.Started.Format("2006-01-02 15:04:05"), st.Inodes)
+			if st.Transport != "" {
+				fmt.Fprintf(e.stdout, "Transport:   %s (%s)\n", st.Transport, st.TransportReason)
+			}
 			if st.LogFile != "" {
 				fmt.Fprintf(e.stdout, "Log file:    %s\n", st.LogFile)
 			}

@@ -37,6 +37,11 @@ type MountOptions struct {
 	// "auto" the mount fails (and is unmounted) when the daemon runs
 	// another tier.
 	FastPath string
+	// Transport, if set, adds --transport=Transport ("uring", "dev" or
+	// "auto"; default: $CRYPTFS_TRANSPORT, see TransportEnv), and unless
+	// it is "auto" the mount fails (and is unmounted) when the daemon
+	// uses another. A --transport in Args wins.
+	Transport string
 	// Args are extra flags for cryptfs mount (e.g. "--fast-path=off",
 	// "--debug", "--allow-other"), placed before the two directories.
 	Args []string
@@ -100,6 +105,10 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	if o.FastPath != "" {
 		args = append(args, "--fast-path="+o.FastPath)
 	}
+	transport := o.transport()
+	if transport != "" {
+		args = append(args, "--transport="+transport)
+	}
 	if o.LogFile != "" {
 		args = append(args, "--log-file", o.LogFile)
 	}
@@ -116,10 +125,13 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.FastPath != "" && o.FastPath != "auto" {
+	if (o.FastPath != "" && o.FastPath != "auto") || (transport != "" && transport != "auto") {
 		st, err := m.Status(ctx)
-		if err == nil && st.Tier != o.FastPath {
+		if err == nil && o.FastPath != "" && o.FastPath != "auto" && st.Tier != o.FastPath {
 			err = fmt.Errorf("mounted with --fast-path=%s, but the daemon runs %q (%s)", o.FastPath, st.Tier, st.TierReason)
+		}
+		if err == nil && transport != "" && transport != "auto" && st.Transport != transport {
+			err = fmt.Errorf("mounted with --transport=%s, but the daemon uses %q (%s)", transport, st.Transport, st.TransportReason)
 		}
 		if err != nil {
 			m.Close()

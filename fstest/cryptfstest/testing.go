@@ -171,6 +171,11 @@ func TryMount(t testing.TB, c *CLI, o MountOptions) (*Mount, error) {
 	if o.Dir == "" {
 		o.Dir = filepath.Join(t.TempDir(), "mnt")
 	}
+	if o.transport() == "uring" {
+		if ok, why := URingOffered(); !ok {
+			t.Skipf("skipping: the mount needs --transport=uring (%s=%s?), but %s", TransportEnv, os.Getenv(TransportEnv), why)
+		}
+	}
 	m, err := c.Mount(context.Background(), o)
 	if err != nil {
 		return nil, err
@@ -181,6 +186,31 @@ func TryMount(t testing.TB, c *CLI, o MountOptions) (*Mount, error) {
 		}
 	})
 	return m, nil
+}
+
+// EnableURing makes the kernel offer FUSE over io_uring to new mounts
+// until the test ends: it sets the fuse module's enable_uring parameter
+// (URingParam) and puts the old value back in t.Cleanup. It skips the
+// test where the kernel has no FUSE over io_uring or the parameter cannot
+// be written (not root). Connections that use io_uring keep it when the
+// parameter is turned off again (Linux 6.18).
+func EnableURing(t testing.TB) {
+	t.Helper()
+	old, err := os.ReadFile(URingParam)
+	if err != nil {
+		t.Skipf("skipping: this kernel has no FUSE over io_uring (%s: %v)", URingParam, err)
+	}
+	if string(old) == "Y\n" {
+		return
+	}
+	if err := os.WriteFile(URingParam, []byte("Y"), 0); err != nil {
+		t.Skipf("skipping: cannot enable FUSE over io_uring: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(URingParam, old, 0); err != nil {
+			t.Errorf("restoring %s: %v", URingParam, err)
+		}
+	})
 }
 
 // Unmount unmounts m with `cryptfs unmount` (flags are added) and waits

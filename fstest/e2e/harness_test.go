@@ -80,9 +80,13 @@ func TestHarnessKill(t *testing.T) {
 	if err := m.Err(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Errorf("daemon exit after Kill: %v, want killed by SIGKILL", err)
 	}
+	// ENOTCONN once the kernel has torn the connection down. With FUSE
+	// over io_uring the daemon's rings hold /dev/fuse open until the
+	// kernel has cancelled their commands, after the process is gone: a
+	// request sent in between is queued and then failed with ECONNABORTED.
 	var st unix.Stat_t
-	if err := unix.Stat(m.Dir, &st); !errors.Is(err, unix.ENOTCONN) {
-		t.Errorf("stat of the mount after Kill: %v, want ENOTCONN", err)
+	if err := unix.Stat(m.Dir, &st); !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
+		t.Errorf("stat of the mount after Kill: %v, want ENOTCONN (or ECONNABORTED)", err)
 	}
 	if !cryptfstest.IsMounted(m.Dir) {
 		t.Errorf("the dead mount is gone after Kill, want it left for the test")

@@ -35,25 +35,36 @@ type Content struct {
 // that wraps no errno: the file is damaged (or of a format version this
 // code does not read).
 func OpenContent(s *crypt.Suite, fd int) (*Content, error) {
+	c := new(Content)
+	if err := LoadContent(c, s, fd); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadContent is OpenContent into c, which the caller may keep on its
+// stack: the daemon loads one per READ and WRITE, and a Content on the heap
+// was an allocation per request.
+func LoadContent(c *Content, s *crypt.Suite, fd int) error {
 	var st unix.Stat_t
 	if err := Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("fstat: %w", err)
+		return fmt.Errorf("fstat: %w", err)
 	}
-	c := &Content{suite: s, fd: fd}
+	*c = Content{suite: s, fd: fd}
 	size, err := crypt.PlainSize(uint64(st.Size))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.size = size
 	if st.Size == 0 {
-		return c, nil
+		return nil
 	}
 	id, err := ReadHeader(fd)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.id, c.hasID = id, true
-	return c, nil
+	return nil
 }
 
 // Size returns the plaintext size.
@@ -103,33 +114,49 @@ func (c *Content) ReadAt(dst []byte, off uint64) (int, error) {
 		return 0, err
 	}
 	n := int(end - off)
-	err := parallel(int(last-first+1), func(i int) error {
-		b := first + uint64(i)
-		stored := buf[i*crypt.CipherBlockSize : min((i+1)*crypt.CipherBlockSize, len(buf))]
-		bStart := b * crypt.BlockSize
-		// Fast path: the whole block lands in dst.
-		if bStart >= off && bStart+uint64(blockLen(b, c.size)) <= end {
-			at := int(bStart - off)
-			if _, err := c.suite.OpenBlock(dst[at:at], stored, c.id, b); err != nil {
-				return err
+	var err error
+	// The closure parallel needs is made only for large reads: a 4 KiB
+	// read allocates nothing here.
+	if nb := int(last - first + 1); serial(nb) {
+		for i := range nb {
+			if err = c.openBlock(dst, buf, off, end, first, i); err != nil {
+				break
 			}
-			return nil
 		}
-		tmp := plainPool.Get().(*[crypt.BlockSize]byte)
-		defer plainPool.Put(tmp)
-		plain, err := c.suite.OpenBlock(tmp[:0], stored, c.id, b)
-		if err != nil {
-			return err
-		}
-		lo := max(off, bStart) - bStart
-		hi := min(end, bStart+uint64(len(plain))) - bStart
-		copy(dst[max(off, bStart)-off:], plain[lo:hi])
-		return nil
-	})
+	} else {
+		cc := *c // a copy: c stays where its caller put it (a stack, per request)
+		err = parallel(nb, func(i int) error { return cc.openBlock(dst, buf, off, end, first, i) })
+	}
 	if err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// openBlock decrypts block first+i, the i-th cipher block of buf, into
+// dst, which holds the plaintext range [off, end) (ReadAt).
+func (c *Content) openBlock(dst, buf []byte, off, end, first uint64, i int) error {
+	b := first + uint64(i)
+	stored := buf[i*crypt.CipherBlockSize : min((i+1)*crypt.CipherBlockSize, len(buf))]
+	bStart := b * crypt.BlockSize
+	// Fast path: the whole block lands in dst.
+	if bStart >= off && bStart+uint64(blockLen(b, c.size)) <= end {
+		at := int(bStart - off)
+		if _, err := c.suite.OpenBlock(dst[at:at], stored, c.id, b); err != nil {
+			return err
+		}
+		return nil
+	}
+	tmp := plainPool.Get().(*[crypt.BlockSize]byte)
+	defer plainPool.Put(tmp)
+	plain, err := c.suite.OpenBlock(tmp[:0], stored, c.id, b)
+	if err != nil {
+		return err
+	}
+	lo := max(off, bStart) - bStart
+	hi := min(end, bStart+uint64(len(plain))) - bStart
+	copy(dst[max(off, bStart)-off:], plain[lo:hi])
+	return nil
 }
 
 // oldBlock returns the current plaintext of block b (nil past the end).
@@ -298,11 +325,6 @@ func (c *Content) writeAt(data []byte, off uint64) error {
 		return p, nil
 	}
 	nblocks := int(last - first + 1)
-	plain := func(i int) []byte { // the block fully covered by data
-		b := first + uint64(i)
-		bStart := b * crypt.BlockSize
-		return data[bStart-off : bStart-off+uint64(blockLen(b, newSize))]
-	}
 	var head, tail []byte
 	covered := func(b uint64) bool {
 		bStart := b * crypt.BlockSize
@@ -328,21 +350,20 @@ func (c *Content) writeAt(data []byte, off uint64) error {
 		crypt.EncodeHeader(buf[:0], c.id)
 	}
 	out := buf[hdrLen:]
-	err = parallel(nblocks, func(i int) error {
-		b := first + uint64(i)
-		var p []byte
-		switch {
-		case i == 0 && head != nil:
-			p = head
-		case i == nblocks-1 && tail != nil:
-			p = tail
-		default:
-			p = plain(i)
+	s := sealing{out: out, data: data, head: head, tail: tail, off: off, first: first, newSize: newSize, nblocks: nblocks}
+	// As in ReadAt, the closure parallel needs only for large writes.
+	if serial(nblocks) {
+		for i := range nblocks {
+			if err = c.sealBlock(&s, i); err != nil {
+				break
+			}
 		}
-		at := i * crypt.CipherBlockSize
-		_, err := c.suite.SealBlock(out[at:at], p, c.id, b)
-		return err
-	})
+	} else {
+		// Copies: s and c stay on the stack in the common case.
+		ps, cc := new(sealing), *c
+		*ps = s
+		err = parallel(nblocks, func(i int) error { return cc.sealBlock(ps, i) })
+	}
 	if err != nil {
 		return err
 	}
@@ -474,4 +495,31 @@ func (c *Content) allocate(off, length uint64, keepSize bool) error {
 	}
 	c.size = max(c.size, end)
 	return nil
+}
+
+// sealing is a write's blocks being encrypted (writeAt): block first+i is
+// head (i == 0), tail (the last), or else a block data covers entirely;
+// its cipher text goes to out at i cipher blocks.
+type sealing struct {
+	out, data, head, tail []byte
+	off, first, newSize   uint64
+	nblocks               int
+}
+
+// sealBlock encrypts the i-th block of s.
+func (c *Content) sealBlock(s *sealing, i int) error {
+	b := s.first + uint64(i)
+	var p []byte
+	switch {
+	case i == 0 && s.head != nil:
+		p = s.head
+	case i == s.nblocks-1 && s.tail != nil:
+		p = s.tail
+	default: // the block fully covered by data
+		bStart := b * crypt.BlockSize
+		p = s.data[bStart-s.off : bStart-s.off+uint64(blockLen(b, s.newSize))]
+	}
+	at := i * crypt.CipherBlockSize
+	_, err := c.suite.SealBlock(s.out[at:at], p, c.id, b)
+	return err
 }

@@ -20,9 +20,16 @@ func allZero(b []byte) bool {
 	return true
 }
 
+// minPerWorker is the fewest blocks worth a goroutine of their own.
+const minPerWorker = 16
+
+// serial reports whether parallel would run a batch of n blocks on the
+// calling goroutine alone: then the caller may loop itself and spare the
+// closure (an allocation per request) parallel needs.
+func serial(n int) bool { return min(runtime.GOMAXPROCS(0), n/minPerWorker) <= 1 }
+
 // parallel runs fn for i in [0, n), spreading large batches over all cores.
 func parallel(n int, fn func(i int) error) error {
-	const minPerWorker = 16 // blocks; smaller batches are not worth a goroutine
 	workers := min(runtime.GOMAXPROCS(0), n/minPerWorker)
 	if workers <= 1 {
 		for i := 0; i < n; i++ {

@@ -50,6 +50,12 @@ type Status struct {
 	// kernel holds, their parents, open files, and in the ebpf tier up to
 	// 32768 more the fast path may still answer for.
 	Inodes int `json:"inodes"`
+	// Transport is how the kernel's requests reach the daemon: "uring"
+	// (FUSE over io_uring, one queue per CPU) or "dev" (/dev/fuse);
+	// TransportReason says why (what was asked for, and why io_uring is
+	// not in use when it was asked for).
+	Transport       string `json:"transport,omitempty"`
+	TransportReason string `json:"transport_reason,omitempty"`
 }
 
 // KernelFuse is what the running kernel's FUSE offers the ebpf tier

@@ -69,6 +69,11 @@ type Options struct {
 	// SharedStorage: CipherDir may change behind the daemon's back (sync
 	// clients); see CheckShared and package fusefs (shared.go).
 	SharedStorage bool
+	// Transport is how requests travel between the kernel and the daemon
+	// (transport.go): fuse.TransportAuto (FUSE over io_uring where the
+	// kernel offers it, else /dev/fuse), TransportURing (or no mount), or
+	// TransportDev (the zero value).
+	Transport fuse.Transport
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -182,6 +187,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		AllowOther: o.AllowOther,
 		Tier:       t.tier,
 		Shared:     o.SharedStorage,
+		Transport:  o.Transport,
 	}
 	if o.Log.Debug().Enabled() {
 		// jacobsa/fuse formats a line for every failed request that is not
@@ -232,6 +238,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
 	t.describe(&h.status)
+	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, mfs.Transport())
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if h.tree = openPathTree(o, suite); h.tree != nil {
 		defer h.tree.Close() // after ctl.Close, deferred below
@@ -260,7 +267,8 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 			o.Log.Warn().Err(err).Msg("no control socket: cryptfs status/stats will not see this mount")
 		}
 	}
-	o.Log.Info().Str("mountpoint", o.Mountpoint).Str("fast_path", t.tier.String()).Msg("mounted")
+	o.Log.Info().Str("mountpoint", o.Mountpoint).Str("fast_path", t.tier.String()).
+		Str("transport", h.status.Transport).Str("transport_reason", h.status.TransportReason).Msg("mounted")
 	if o.Mounted != nil {
 		o.Mounted(h.Status())
 	}

@@ -43,6 +43,7 @@ func serveReverse(ctx context.Context, o Options) error {
 	if o.Log.Debug().Enabled() {
 		cfg.ErrorLogger = log.New(zerologWriter{o.Log}, "", 0)
 	}
+	cfg.Transport = o.Transport
 	mfs, err := fuse.Mount(o.Mountpoint, fsys.Server(), cfg)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", o.Mountpoint, err)
@@ -52,6 +53,7 @@ func serveReverse(ctx context.Context, o Options) error {
 		Tier: "off", TierReason: "reverse mode: a read-only view, served by the daemon", ReadOnly: true,
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
+	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, mfs.Transport())
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if dev, err := control.Device(o.Mountpoint); err == nil {
 		h.status.Device = dev
@@ -64,6 +66,8 @@ func serveReverse(ctx context.Context, o Options) error {
 	}
 	o.Log.Info().Str("mountpoint", o.Mountpoint).Msg("mounted a reverse view")
 	if o.Mounted != nil {
+		// The background mount's parent waits for the tier in its "ok"
+		// line: without it, it waited forever for a daemon that serves.
 		o.Mounted(h.Status())
 	}
 	o.Ready(nil)

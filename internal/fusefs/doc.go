@@ -24,7 +24,8 @@
 //     when they are regular files: a FIFO or device in their place gives
 //     EIO and a log line, never a blocked request. A request served on the
 //     reader goroutine that stalls in the lower file system hands the
-//     connection to a new reader after 50 ms (server.go).
+//     connection to a new reader after 50 ms (server.go); with FUSE over
+//     io_uring it holds up only the requests sent from its CPU.
 //   - Errors reach the kernel as the errno of the failed lower call. Data
 //     that fails authentication gives EIO and exactly one error log line
 //     naming the cipher path; a panic fails one request with EIO.

@@ -108,18 +108,17 @@ func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHand
 	return err
 }
 
-// contentOf loads the content state of an open file. Call with the inode
-// lock held.
-func (fs *FS) contentOf(op string, h *handle) (*ciphertree.Content, error) {
-	c, err := ciphertree.OpenContent(fs.suite, h.fd)
-	if err != nil {
+// contentOf loads the content state of an open file (a value: it stays on
+// the caller's stack). Call with the inode lock held.
+func (fs *FS) contentOf(op string, h *handle) (c ciphertree.Content, err error) {
+	if err := ciphertree.LoadContent(&c, fs.suite, h.fd); err != nil {
 		var e syscall.Errno
 		if errors.As(err, &e) {
-			return nil, err
+			return c, err
 		}
 		// A header that does not parse (damaged, or a format version
 		// this daemon does not read): EIO and one line naming the file.
-		return nil, fs.authFailed(op, h.n, "", err)
+		return c, fs.authFailed(op, h.n, "", err)
 	}
 	return c, nil
 }

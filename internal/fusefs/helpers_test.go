@@ -36,7 +36,7 @@ func testSuite(t testing.TB) *crypt.Suite {
 // testFS is a file system over a fresh lower directory.
 type testFS struct {
 	*FS
-	t     *testing.T
+	t     testing.TB
 	lower string
 	log   *bytes.Buffer
 	ctx   context.Context
@@ -46,7 +46,7 @@ type testFS struct {
 // In the EBPF tier sink receives the facts (a fakeSink, or the real maps);
 // the background withdrawer is stopped, so tests run withdrawals
 // themselves (fs.withdrawQueued) and see each step.
-func newTestFS(t *testing.T, tier meta.Tier, sink meta.Sink, retain int) *testFS {
+func newTestFS(t testing.TB, tier meta.Tier, sink meta.Sink, retain int) *testFS {
 	t.Helper()
 	lower := t.TempDir()
 	f, err := os.Open(lower)

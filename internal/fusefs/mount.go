@@ -19,6 +19,9 @@ type MountOptions struct {
 	// (it would keep its own size of every regular file, whatever the
 	// lower file says).
 	Shared bool
+	// Transport: /dev/fuse or FUSE over io_uring (fuse.MountConfig.Transport).
+	// The server serves either (Server).
+	Transport fuse.Transport
 }
 
 // MountConfig returns the jacobsa/fuse mount configuration.
@@ -42,6 +45,7 @@ func MountConfig(o MountOptions) *fuse.MountConfig {
 		EnableHandleKillPrivV2: true,
 		ErrorLogger:            o.ErrorLog,
 		Options:                map[string]string{},
+		Transport:              o.Transport,
 	}
 	cfg.DisableWritebackCaching = o.Shared
 	if o.AllowOther {

@@ -29,6 +29,16 @@ import (
 // a request has not finished after stallAfter, a new reader takes over
 // the connection, and the old one stops reading once it has answered its
 // request (see reader).
+//
+// With FUSE over io_uring (fuse.TransportURing) jacobsa/fuse calls
+// ServeOps once per CPU queue, each on a goroutine locked to a thread
+// pinned to that CPU, and once for /dev/fuse (FORGETs): each call is a
+// reader of its own with its own count of requests in flight, so that a
+// queue serves its cheap requests on its CPU whatever the other queues
+// do. A queue can only be read by the goroutine ServeOps was called on
+// (the ring is single-issuer): no reader takes over a stalled queue, and
+// a request stalled in the lower file system holds up the later requests
+// sent from that CPU (those of the other CPUs go on) until it returns.
 func (fs *FS) Server() fuse.Server { return &server{fs: fs} }
 
 // stallAfter is how long a request served on the reader goroutine may
@@ -39,19 +49,25 @@ var stallAfter = 50 * time.Millisecond
 type server struct {
 	fs *FS
 	// wg counts requests served in goroutines of their own and requests
-	// of readers that were replaced while serving them.
-	wg       sync.WaitGroup
-	inflight atomic.Int32 // requests being served off the current reader
-	stalls   atomic.Int64 // readers replaced so far
+	// of readers that were replaced while serving them, of every
+	// ServeOps call (they return together, once the connection ends).
+	wg     sync.WaitGroup
+	stalls atomic.Int64 // stalled requests on a reader so far
 }
 
-// reader reads the connection's requests. Exactly one goroutine (the
-// current reader) calls ReadOp at a time: the one ServeOps runs on, then
-// each that took over from a stalled one.
+// reader reads the requests of one ServeOps call's connection. Exactly one
+// goroutine (the current reader) calls ReadOp at a time: the one ServeOps
+// runs on, then each that took over from a stalled one.
 type reader struct {
-	s   *server
-	c   *fuse.Connection
-	eof chan struct{} // closed by the reader that saw the connection end
+	s *server
+	c *fuse.Connection
+	// queue is the io_uring queue c reads (-1 for /dev/fuse). A queue is
+	// read only by the goroutine ServeOps was called on: never taken over.
+	queue int
+	// inflight counts the requests of this connection being served off
+	// the current reader (in goroutines of their own, or stalled).
+	inflight atomic.Int32
+	eof      chan struct{} // closed by the reader that saw the connection end
 	// inline is the sequence number of the request the current reader
 	// is serving itself, 0 while it is not serving one. Whoever swaps
 	// it to 0 decides: the reader when it finishes in time, the timer
@@ -62,7 +78,7 @@ type reader struct {
 }
 
 func (s *server) ServeOps(c *fuse.Connection) {
-	r := &reader{s: s, c: c, eof: make(chan struct{})}
+	r := &reader{s: s, c: c, queue: c.Queue(), eof: make(chan struct{})}
 	r.timer = time.AfterFunc(time.Hour, r.stalled)
 	r.timer.Stop()
 	r.loop()
@@ -99,7 +115,7 @@ func (r *reader) loop() {
 				continue
 			}
 		}
-		if d.where == quick && s.inflight.Load() == 0 {
+		if d.where == quick && r.inflight.Load() == 0 {
 			// Nothing else is being served: a goroutine would add a
 			// hand-off and buy no parallelism.
 			if !r.serveHere(ctx, op, d) {
@@ -108,10 +124,10 @@ func (r *reader) loop() {
 			continue
 		}
 		s.wg.Add(1)
-		s.inflight.Add(1)
+		r.inflight.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.inflight.Add(-1)
+			defer r.inflight.Add(-1)
 			s.handle(r.c, ctx, op, d)
 		}()
 	}
@@ -132,7 +148,7 @@ func (r *reader) serveHere(ctx context.Context, op any, d *opDesc) bool {
 	}
 	// Replaced while serving: the request is answered, the new reader
 	// reads on; stalled counted this request for us.
-	r.s.inflight.Add(-1)
+	r.inflight.Add(-1)
 	r.s.wg.Done()
 	return false
 }
@@ -140,17 +156,27 @@ func (r *reader) serveHere(ctx context.Context, op any, d *opDesc) bool {
 // stalled runs when a request served on the reader has taken stallAfter:
 // it makes that request an ordinary one in flight (so that the next
 // reader hands cheap requests to goroutines while it is stuck) and starts
-// a new reader.
+// a new reader. An io_uring queue cannot change readers: it only says so.
 func (r *reader) stalled() {
 	seq := r.inline.Load()
-	if seq == 0 || !r.inline.CompareAndSwap(seq, 0) {
+	if seq == 0 {
 		return // finished in time after all
 	}
-	r.s.wg.Add(1)
-	r.s.inflight.Add(1)
+	if r.queue < 0 {
+		if !r.inline.CompareAndSwap(seq, 0) {
+			return // finished in time after all
+		}
+		r.s.wg.Add(1)
+		r.inflight.Add(1)
+	}
 	e := r.s.fs.log.Debug()
 	if r.s.stalls.Add(1) == 1 {
 		e = r.s.fs.log.Warn() // once: a slow disk could make it every other request
+	}
+	if r.queue >= 0 {
+		e.Dur("after", stallAfter).Int("queue", r.queue).
+			Msg("a request served on an io_uring queue is stalled (slow lower file system?); the requests sent from its CPU wait for it")
+		return
 	}
 	e.Dur("after", stallAfter).
 		Msg("a request served on the reader is stalled (slow lower file system?); a new reader serves the others")
