@@ -258,7 +258,9 @@ func TestHomePAMBusyLogout(t *testing.T) {
 	if !waitFor(20*time.Second, func() bool { return !homeMounted(u) }) {
 		t.Fatalf("still mounted 20 s after the last holder exited\n%s", homeLog(u))
 	}
-	if !strings.Contains(homeLog(u), "no longer in use; unmounted") {
+	// The line is written once the daemon has exited, a moment after the
+	// unmount.
+	if !waitFor(20*time.Second, func() bool { return strings.Contains(homeLog(u), "no longer in use; unmounted") }) {
 		t.Errorf("the background unmount is not logged:\n%s", homeLog(u))
 	}
 

@@ -166,20 +166,67 @@ type Holder struct {
 // dir (or on its lock file), from /proc/locks. It takes no lock.
 func Holders(dir string) ([]Holder, error) {
 	var keys []string
+	var inodes []unix.Stat_t
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", dir, err)
 	}
-	keys = append(keys, lockKey(st))
+	keys, inodes = append(keys, lockKey(st)), append(inodes, st)
 	if unix.Lstat(filepath.Join(dir, FileName), &st) == nil {
-		keys = append(keys, lockKey(st))
+		keys, inodes = append(keys, lockKey(st)), append(inodes, st)
 	}
 	f, err := os.Open("/proc/locks")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return parseLocks(bufio.NewScanner(f), keys)
+	hs, err := parseLocks(bufio.NewScanner(f), keys)
+	if err != nil {
+		return nil, err
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if holdsOpen(h.PID, inodes) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// holdsOpen reports whether process pid may really hold a lock on one of
+// inodes: /proc/locks names inodes by device and number only, and a
+// directory removed while a process keeps it open (a leaked or detached
+// daemon's old tree) can share its number with a new one on file systems
+// that reuse inode numbers (ext4). A process that has exited (a zombie
+// not reaped yet), or has no descriptor on the inode itself (only on a
+// deleted one of the same number), does not hold it. Where the process's
+// descriptors cannot be read, it is counted.
+func holdsOpen(pid int, inodes []unix.Stat_t) bool {
+	proc := "/proc/" + strconv.Itoa(pid)
+	if stat, err := os.ReadFile(proc + "/stat"); err != nil {
+		return false // gone
+	} else if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	ents, err := os.ReadDir(proc + "/fd")
+	if err != nil {
+		return true // not ours to inspect: count it
+	}
+	for _, e := range ents {
+		link := proc + "/fd/" + e.Name()
+		var st unix.Stat_t
+		if unix.Stat(link, &st) != nil {
+			continue
+		}
+		for _, in := range inodes {
+			if st.Dev == in.Dev && st.Ino == in.Ino {
+				if target, err := os.Readlink(link); err == nil && !strings.HasSuffix(target, " (deleted)") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // lockKey is how /proc/locks names an inode: maj:min:ino, the device
