@@ -184,27 +184,10 @@ func TestHarnessAbort(t *testing.T) {
 // /dev/fuse is 0600 on these machines: UserFUSE makes it 0666 for the
 // test's duration and puts the mode back.
 func TestHarnessOtherUser(t *testing.T) {
-	cryptfstest.UserFUSE(t)
-	const uid, gid = 65534, 65534 // nobody, nogroup
-	bin := cryptfstest.Binary(t)
-	if !runnableByAll(bin) {
-		t.Skipf("skipping: %s cannot be run by another user (it or a directory above it is not open to all); build it elsewhere or unset CRYPTFS_BIN", bin)
-	}
-	// t.TempDir's parent is 0700: the user's directories go elsewhere.
-	base, err := os.MkdirTemp("", "cryptfstest-user-")
-	mustDo(t, err)
-	t.Cleanup(func() { os.RemoveAll(base) })
-	mustDo(t, os.Chmod(base, 0o755))
-	dirs := map[string]string{}
-	for _, d := range []string{"cipher", "mnt", "run"} {
-		dirs[d] = filepath.Join(base, d)
-		mustDo(t, os.Mkdir(dirs[d], 0o700))
-		mustDo(t, os.Chown(dirs[d], uid, gid))
-	}
-	cli := &cryptfstest.CLI{Bin: bin, Cred: &syscall.Credential{Uid: uid, Gid: gid},
-		Env: []string{"XDG_RUNTIME_DIR=" + dirs["run"]}}
+	const uid, gid = nobodyUID, nobodyGID
+	cli, dirs := asNobody(t, "cryptfstest-user-")
 	ctx := context.Background()
-	_, err = cli.Init(ctx, dirs["cipher"])
+	_, err := cli.Init(ctx, dirs["cipher"])
 	mustDo(t, err)
 	m, err := cryptfstest.TryMount(t, cli, cryptfstest.MountOptions{Cipher: dirs["cipher"], Dir: dirs["mnt"]})
 	mustDo(t, err)

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/bpf/reqstats"
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 	"github.com/cryptfs/cryptfs/internal/control"
 )
 
@@ -236,4 +239,34 @@ func requestCollector(t *testing.T, dir string) *reqstats.Collector {
 		t.Fatal(err)
 	}
 	return col
+}
+
+// nobody and nogroup, the other user of the tests that run the binary as one.
+const nobodyUID, nobodyGID = 65534, 65534
+
+// asNobody prepares a run of the cryptfs binary as nobody (65534): a
+// directory open to all (t.TempDir's parent is 0700) holding cipher, mnt
+// and run directories of nobody's, and a CLI running as nobody with run as
+// its XDG_RUNTIME_DIR. It needs user FUSE and skips where the binary cannot
+// be run by another user.
+func asNobody(t *testing.T, prefix string) (*cryptfstest.CLI, map[string]string) {
+	t.Helper()
+	cryptfstest.UserFUSE(t)
+	const uid, gid = nobodyUID, nobodyGID
+	bin := cryptfstest.Binary(t)
+	if !runnableByAll(bin) {
+		t.Skipf("skipping: %s cannot be run by another user (it or a directory above it is not open to all); build it elsewhere or unset CRYPTFS_BIN", bin)
+	}
+	base, err := os.MkdirTemp("", prefix)
+	mustDo(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	mustDo(t, os.Chmod(base, 0o755))
+	dirs := map[string]string{}
+	for _, d := range []string{"cipher", "mnt", "run"} {
+		dirs[d] = filepath.Join(base, d)
+		mustDo(t, os.Mkdir(dirs[d], 0o700))
+		mustDo(t, os.Chown(dirs[d], uid, gid))
+	}
+	return &cryptfstest.CLI{Bin: bin, Cred: &syscall.Credential{Uid: uid, Gid: gid},
+		Env: []string{"XDG_RUNTIME_DIR=" + dirs["run"]}}, dirs
 }

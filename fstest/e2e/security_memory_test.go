@@ -171,24 +171,8 @@ func useEveryKey(t *testing.T, dir string) {
 // processes can neither ptrace it nor read its memory. Its keyring is
 // locked in RAM under a user's default RLIMIT_MEMLOCK.
 func TestDaemonNotDumpable(t *testing.T) {
-	cryptfstest.UserFUSE(t)
-	const uid, gid = 65534, 65534
-	bin := cryptfstest.Binary(t)
-	if !runnableByAll(bin) {
-		t.Skipf("skipping: %s cannot be run by another user", bin)
-	}
-	base, err := os.MkdirTemp("", "cryptfs-dump-")
-	mustDo(t, err)
-	t.Cleanup(func() { os.RemoveAll(base) })
-	mustDo(t, os.Chmod(base, 0o755))
-	dirs := map[string]string{}
-	for _, d := range []string{"cipher", "mnt", "run"} {
-		dirs[d] = filepath.Join(base, d)
-		mustDo(t, os.Mkdir(dirs[d], 0o700))
-		mustDo(t, os.Chown(dirs[d], uid, gid))
-	}
-	cli := &cryptfstest.CLI{Bin: bin, Cred: &syscall.Credential{Uid: uid, Gid: gid},
-		Env: []string{"XDG_RUNTIME_DIR=" + dirs["run"]}}
+	const uid, gid = nobodyUID, nobodyGID
+	cli, dirs := asNobody(t, "cryptfs-dump-")
 	res, err := cli.Init(context.Background(), dirs["cipher"])
 	mustDo(t, err)
 	master, err := config.ParseRecoveryKey(recoveryKeyRE.FindString(string(res.Stdout)))
