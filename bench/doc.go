@@ -50,6 +50,13 @@
 // bench or bench-quick. With -docs FILE the tables also replace the
 // generated section of FILE (docs/performance.md).
 //
+// `cryptfs-bench compare OLD.json NEW.json` prints, per workload and cryptfs
+// system, the requests that reached the daemon in two runs and the opcodes
+// whose counts differ; it exits 1 when one differs beyond SETATTR (the
+// writeback cache's timing-dependent mtime/ctime flushes) and run-to-run
+// noise (one request or 0.1%). It checks that a refactoring kept the
+// request counts (docs/testing.md, "Same requests after a refactoring").
+//
 // # Promises
 //
 // Every mount is unmounted and every scratch tree removed on exit, also on

@@ -40,6 +40,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "helper" {
 		os.Exit(runHelper(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "compare" {
+		os.Exit(runCompare(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "quick mode: smaller tree and files, one repetition (under 3 minutes)")
 	flag.StringVar(&o.cryptfs, "cryptfs", "bin/cryptfs", "the cryptfs binary to measure")
@@ -53,7 +56,7 @@ func main() {
 	flag.StringVar(&o.workloads, "workloads", "", "workloads to run (default all; comma-separated ids)")
 	flag.StringVar(&o.profile, "profile", "auto", "profile the cryptfs daemons with perf in an extra repetition: on, off, or auto (on in full mode)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: cryptfs-bench [flags]\n\nMeasures native, gocryptfs and cryptfs side by side; see bench/doc.go.\n\n")
+		fmt.Fprintf(os.Stderr, "usage: cryptfs-bench [flags]\n       cryptfs-bench compare [-ignore OP,OP] OLD.json NEW.json\n\nMeasures native, gocryptfs and cryptfs side by side; see bench/doc.go.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
