@@ -92,14 +92,15 @@ func NewReverse(master []byte, s *Suite) (*Reverse, error) {
 	r := &Reverse{s: s, ring: ring, fileID: &k[0], dirIV: &k[1], blockNonce: &k[2],
 		symlinkNonce: &k[3], xattrNonce: &k[4], inode: &k[5]}
 	scrubStack()
-	deriveReverse(r, k, master)
+	harden.NoSignals(func() { deriveReverse(r, k, master) })
 	scrubStack()
 	return r, nil
 }
 
 // deriveReverse derives the reverse-mode subkeys into k (as deriveAll
 // does) and computes the root's file ID and directory IV, whose BLAKE2b
-// messages are empty (see prf), all between NewReverse's two scrubStacks.
+// messages are empty (see prf), all between NewReverse's two scrubStacks
+// and with signals blocked (deriveAll says why).
 //
 //go:noinline
 func deriveReverse(r *Reverse, k *[nReverseKeys][KeyLen]byte, master []byte) {
@@ -171,16 +172,22 @@ func prf(key *[KeyLen]byte, n int, parts ...[]byte) []byte {
 
 // prfKeyOnly is prf without the check: for an empty message only when
 // the caller scrubs the stack afterwards (deriveReverse).
-func prfKeyOnly(key *[KeyLen]byte, n int, parts ...[]byte) []byte {
-	h, err := blake2b.New(n, key[:])
-	if err != nil {
-		panic("crypt: blake2b: " + err.Error()) // unreachable: fixed valid sizes
-	}
-	for _, p := range parts {
-		h.Write(p)
-	}
-	out := h.Sum(nil)
-	wipeState(h) // x/crypto keeps a copy of the key in the state
+//
+// The key also passes through registers (blake2b.New copies it into the
+// state, the first compression reads it): prf runs with signals blocked
+// (harden.NoSignals), so that no signal frame keeps a snapshot of them.
+func prfKeyOnly(key *[KeyLen]byte, n int, parts ...[]byte) (out []byte) {
+	harden.NoSignals(func() {
+		h, err := blake2b.New(n, key[:])
+		if err != nil {
+			panic("crypt: blake2b: " + err.Error()) // unreachable: fixed valid sizes
+		}
+		for _, p := range parts {
+			h.Write(p)
+		}
+		out = h.Sum(nil)
+		wipeState(h) // x/crypto keeps a copy of the key in the state
+	})
 	return out
 }
 
