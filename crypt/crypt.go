@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/cryptfs/cryptfs/internal/harden"
 )
 
 // Sizes and names fixed by format version 2.
@@ -200,7 +202,7 @@ func New(master []byte, opts Options) (*Suite, error) {
 		return nil, fmt.Errorf("new suite: %w", err)
 	}
 	scrubStack()
-	deriveAll(ring, master)
+	harden.NoSignals(func() { deriveAll(ring, master) })
 	scrubStack()
 	k := ring.keys
 	s := &Suite{
@@ -216,7 +218,9 @@ func New(master []byte, opts Options) (*Suite, error) {
 }
 
 // deriveAll derives the keyring's subkeys, the HKDF pseudorandom key
-// computed once, on the stack, and cleared.
+// computed once, on the stack, and cleared. New runs it with signals
+// blocked: a signal frame would keep whatever key SHA-256 has in its
+// registers at that moment (harden.NoSignals).
 //
 //go:noinline
 func deriveAll(r *keyring, master []byte) {

@@ -68,6 +68,8 @@ type Reverse struct {
 	symlinkNonce *[KeyLen]byte  // BLAKE2b-192: synthetic nonces of symlink targets
 	xattrNonce   *[KeyLen]byte  // BLAKE2b-192: synthetic nonces of attribute values
 	inode        *[KeyLen]byte  // BLAKE2b-64: inode numbers of the view
+	rootFileID   FileID         // FileID(""), computed once by NewReverse (prf)
+	rootDirIV    DirIV          // DirIV("") of a view with directory IVs, likewise
 	wiped        atomic.Bool
 }
 
@@ -87,15 +89,28 @@ func NewReverse(master []byte, s *Suite) (*Reverse, error) {
 		return nil, fmt.Errorf("new reverse: %w", err)
 	}
 	k := (*[nReverseKeys][KeyLen]byte)(ring.Pointer())
+	r := &Reverse{s: s, ring: ring, fileID: &k[0], dirIV: &k[1], blockNonce: &k[2],
+		symlinkNonce: &k[3], xattrNonce: &k[4], inode: &k[5]}
 	scrubStack()
+	harden.NoSignals(func() { deriveReverse(r, k, master) })
+	scrubStack()
+	return r, nil
+}
+
+// deriveReverse derives the reverse-mode subkeys into k (as deriveAll
+// does) and computes the root's file ID and directory IV, whose BLAKE2b
+// messages are empty (see prf), all between NewReverse's two scrubStacks
+// and with signals blocked (deriveAll says why).
+//
+//go:noinline
+func deriveReverse(r *Reverse, k *[nReverseKeys][KeyLen]byte, master []byte) {
 	prk := hkdfPRK(master)
 	for i, p := range reversePurposes {
 		hkdfExpand32(&k[i], &prk, subkeyInfoPrefix+p)
 	}
 	clear(prk[:])
-	scrubStack()
-	return &Reverse{s: s, ring: ring, fileID: &k[0], dirIV: &k[1], blockNonce: &k[2],
-		symlinkNonce: &k[3], xattrNonce: &k[4], inode: &k[5]}, nil
+	copy(r.rootFileID[:], prfKeyOnly(r.fileID, FileIDLen))
+	copy(r.rootDirIV[:], prfKeyOnly(r.dirIV, DirIVLen))
 }
 
 // Suite returns the suite the view seals with.
@@ -130,17 +145,49 @@ func CheckViewPath(p string) error {
 	}
 }
 
-// prf returns keyed BLAKE2b with an n-byte output over the parts.
+// prf returns keyed BLAKE2b with an n-byte output over the parts, whose
+// total length must not be 0.
+//
+// Where the key goes: keyed BLAKE2b hashes the key, zero-padded to a
+// block, as the first message block. x/crypto keeps it in the hash state
+// (heap, zeroed here after use) and, as long as no message byte follows,
+// in the state's pending block; Sum copies the pending block into a
+// stack array of its own (blake2b's finalize) before the last
+// compression. With a message the key block is compressed from the
+// state by Write, and what Sum copies is message; with an empty message
+// the whole key would stay in that stack frame, unwiped, until the
+// goroutine's stack is reused. So an empty message is refused here:
+// the only ones, the root's file ID and directory IV, are computed once
+// by NewReverse, whose stack is scrubbed (prfKeyOnly).
 func prf(key *[KeyLen]byte, n int, parts ...[]byte) []byte {
-	h, err := blake2b.New(n, key[:])
-	if err != nil {
-		panic("crypt: blake2b: " + err.Error()) // unreachable: fixed valid sizes
-	}
+	total := 0
 	for _, p := range parts {
-		h.Write(p)
+		total += len(p)
 	}
-	out := h.Sum(nil)
-	wipeState(h) // x/crypto keeps a copy of the key in the state
+	if total == 0 {
+		panic("crypt: keyed BLAKE2b of an empty message would leave its key on the stack") // unreachable: see the callers
+	}
+	return prfKeyOnly(key, n, parts...)
+}
+
+// prfKeyOnly is prf without the check: for an empty message only when
+// the caller scrubs the stack afterwards (deriveReverse).
+//
+// The key also passes through registers (blake2b.New copies it into the
+// state, the first compression reads it): prf runs with signals blocked
+// (harden.NoSignals), so that no signal frame keeps a snapshot of them.
+func prfKeyOnly(key *[KeyLen]byte, n int, parts ...[]byte) (out []byte) {
+	harden.NoSignals(func() {
+		h, err := blake2b.New(n, key[:])
+		if err != nil {
+			panic("crypt: blake2b: " + err.Error()) // unreachable: fixed valid sizes
+		}
+		for _, p := range parts {
+			h.Write(p)
+		}
+		out = h.Sum(nil)
+		wipeState(h) // x/crypto keeps a copy of the key in the state
+	})
 	return out
 }
 
@@ -153,6 +200,9 @@ func (r *Reverse) FileID(p string) (FileID, error) {
 	}
 	if err := CheckViewPath(p); err != nil {
 		return id, err
+	}
+	if p == "" {
+		return r.rootFileID, nil
 	}
 	copy(id[:], prf(r.fileID, FileIDLen, []byte(p)))
 	return id, nil
@@ -171,6 +221,9 @@ func (r *Reverse) DirIV(p string) (DirIV, error) {
 	}
 	if r.s.DeterministicNames() {
 		return iv, nil
+	}
+	if p == "" {
+		return r.rootDirIV, nil
 	}
 	copy(iv[:], prf(r.dirIV, DirIVLen, []byte(p)))
 	return iv, nil

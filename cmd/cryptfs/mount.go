@@ -41,6 +41,7 @@ type mountFlags struct {
 	debug      bool
 	logFile    string
 	daemon     bool // internal: the background child, key and options on fd 3, status on fd 4
+	unlock     bool // internal: the unlock child of a foreground mount, key on fd 3 (unlockchild.go)
 	bpfShadow  bool // testing: ebpf tier without attaching (stock kernels)
 	cpuProfile string
 	memProfile string
@@ -121,6 +122,8 @@ component could otherwise redirect the mount): give real paths.`,
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
 	f.BoolVar(&m.daemon, "internal-daemon", false, "")
 	f.MarkHidden("internal-daemon")
+	f.BoolVar(&m.unlock, "internal-unlock", false, "")
+	f.MarkHidden("internal-unlock")
 	f.BoolVar(&m.reverse, "reverse", false, "show the plaintext directory CIPHERDIR encrypted and read-only at MOUNTPOINT (reverse mode; see init --reverse)")
 	f.BoolVar(&m.bpfShadow, "bpf-shadow", false, "ebpf tier without attaching the program: fill the maps for tests on kernels without the hook")
 	f.MarkHidden("bpf-shadow")
@@ -160,6 +163,9 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 	if m.daemon {
 		return runDaemonChild(m, mode, cipherDir, mountpoint)
 	}
+	if m.unlock {
+		return runUnlockChild(e, m, cipherDir)
+	}
 	if err := checkFUSE(); err != nil {
 		return err
 	}
@@ -184,7 +190,14 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 	if err := treelock.Probe(cipherDir, treelock.Options{Shared: m.readOnly}); err != nil {
 		return err
 	}
-	k, err := m.unlockForMount(e, cipherDir)
+	// A foreground mount is the daemon: it leaves the password to a child
+	// (unlockchild.go). The background daemon gets only the key anyway.
+	var k keys
+	if m.foreground {
+		k, err = m.unlockInChild(e, cipherDir, mountpoint)
+	} else {
+		k, err = m.unlockForMount(e, cipherDir)
+	}
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func run(args []string, e env) int {
 		// unknown flag.
 		err = &codedError{code: exitUsage, err: fmt.Errorf("%w (run 'cryptfs --help' for the commands)", err)}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errReported) {
 		fmt.Fprintf(e.stderr, "cryptfs: %v\n", err)
 	}
 	return exitCode(err)

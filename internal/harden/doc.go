@@ -10,6 +10,10 @@
 //     RLIMIT_MEMLOCK allows, left out of core dumps (MADV_DONTDUMP) and
 //     zeroed in a forked child (MADV_WIPEONFORK), and wiped and unmapped by
 //     Close. The Go runtime never moves, copies or reuses it.
+//   - NoSignals runs a function with every signal blocked on its thread,
+//     so that no signal frame (the registers the kernel saves on the
+//     thread's signal stack, never cleared) takes a snapshot of the keys
+//     it has in registers.
 //
 // What it cannot do: keep copies that other code makes (x/crypto's and the
 // standard library's internal state, values the compiler spills to

@@ -2,7 +2,10 @@ package harden
 
 import (
 	"os"
+	"os/signal"
+	"runtime"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -105,5 +108,65 @@ func TestLocked(t *testing.T) {
 		if m.Start <= addr && addr < m.End && m.HasFlag("dd") {
 			t.Errorf("the buffer is still mapped after Close: %+v", m)
 		}
+	}
+}
+
+// threadMask returns the calling thread's signal mask.
+func threadMask(t *testing.T) unix.Sigset_t {
+	t.Helper()
+	var cur unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, nil, &cur); err != nil {
+		t.Fatal(err)
+	}
+	return cur
+}
+
+// blocked reports whether sig is in mask.
+func blocked(mask unix.Sigset_t, sig unix.Signal) bool {
+	n := uint(sig) - 1
+	return mask.Val[n/64]&(1<<(n%64)) != 0
+}
+
+// TestNoSignals: f runs on a thread that blocks the runtime's preemption
+// signal and the usual asynchronous ones; afterwards the thread's mask is
+// what it was, and a signal sent to the process meanwhile is delivered
+// afterwards (to some thread), not lost.
+func TestNoSignals(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := threadMask(t)
+	if blocked(before, unix.SIGURG) {
+		t.Fatal("SIGURG blocked before NoSignals")
+	}
+	got := make(chan os.Signal, 1)
+	signal.Notify(got, unix.SIGUSR1)
+	defer signal.Stop(got)
+	var inside unix.Sigset_t
+	ran := false
+	NoSignals(func() {
+		ran = true
+		inside = threadMask(t)
+		unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGUSR1) // to this very thread: held back
+		select {
+		case <-got:
+			t.Error("SIGUSR1 delivered while blocked")
+		case <-time.After(50 * time.Millisecond):
+		}
+	})
+	if !ran {
+		t.Fatal("f did not run")
+	}
+	for _, sig := range []unix.Signal{unix.SIGURG, unix.SIGPROF, unix.SIGCHLD, unix.SIGUSR1, unix.SIGINT, unix.SIGTERM, unix.SIGALRM} {
+		if !blocked(inside, sig) {
+			t.Errorf("%v not blocked inside NoSignals", sig)
+		}
+	}
+	if after := threadMask(t); after != before {
+		t.Errorf("signal mask after NoSignals %v, want %v", after.Val[0], before.Val[0])
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Error("SIGUSR1 sent while blocked was never delivered")
 	}
 }
