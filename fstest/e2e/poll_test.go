@@ -113,3 +113,28 @@ func TestPollSuite(t *testing.T) {
 	}
 	fsck(t, m.Cipher, 0)
 }
+
+// TestPollNotOverURing: --poll=adaptive with FUSE over io_uring mounts and
+// works, and nothing polls: the queue threads sleep on their own CPU and
+// the /dev/fuse reader kept for FORGET and INTERRUPT does not poll.
+// A bad --poll value is a usage error (exit code 2).
+func TestPollNotOverURing(t *testing.T) {
+	cryptfstest.RequireFUSE(t)
+	cipher := cryptfstest.Init(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	mustDo(t, os.Mkdir(mnt, 0o755))
+	if _, code := cryptfstest.Run(t, "", "mount", "--poll=always", cipher, mnt); code != 2 {
+		t.Errorf("--poll=always: exit code %d, want 2", code)
+	}
+	cryptfstest.EnableURing(t) // skips where the kernel has no FUSE over io_uring
+	m := cryptfstest.NewMount(t, cryptfstest.MountOptions{Transport: "uring", Poll: "adaptive"})
+	st, err := m.Status(t.Context())
+	mustDo(t, err)
+	if st.Transport != "uring" || st.Poll != "" || strings.Contains(st.TransportReason, "polling") {
+		t.Errorf("--transport=uring --poll=adaptive: status says %q (%s), poll %q; want uring and no polling", st.Transport, st.TransportReason, st.Poll)
+	}
+	out, err := exec.Command("sh", "-c", "echo hello > "+m.Dir+"/f && cat "+m.Dir+"/f").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "hello" {
+		t.Errorf("the mount does not work: %v: %q", err, out)
+	}
+}
