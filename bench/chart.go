@@ -17,6 +17,7 @@ var systemColors = map[string]color.Color{
 	"cryptfs-kernel-cache":       color.RGBA{0x00, 0x72, 0xb2, 0xff},
 	"cryptfs-ebpf":               color.RGBA{0x00, 0x9e, 0x73, 0xff},
 	"cryptfs-kernel-cache-uring": color.RGBA{0x56, 0xb4, 0xe9, 0xff},
+	"cryptfs-kernel-cache-poll":  color.RGBA{0xd5, 0x5e, 0x00, 0xff},
 	"cryptfs-shared":             color.RGBA{0xcc, 0x79, 0xa7, 0xff},
 }
 

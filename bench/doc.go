@@ -10,10 +10,14 @@
 // with its default settings (its own -init), and cryptfs with
 // --fast-path=off, kernel-cache and ebpf over /dev/fuse (--transport=dev;
 // ebpf is reported "n/a" where the kernel lacks the cryptfs FUSE hook and
-// the mount refuses the tier), and kernel-cache over FUSE over io_uring
+// the mount refuses the tier; all three with --poll=off), kernel-cache
+// over /dev/fuse with adaptive polling (cryptfs-kernel-cache-poll,
+// --poll=adaptive), and kernel-cache over FUSE over io_uring
 // (cryptfs-kernel-cache-uring, --transport=uring: the run sets the fuse
 // module's enable_uring and puts it back; "n/a" where the kernel has no
-// FUSE over io_uring).
+// FUSE over io_uring). The transports table compares the last two with
+// plain /dev/fuse (cryptfs-kernel-cache) in the same run: time, daemon CPU
+// and wakeups per request.
 //
 // Workloads, in this order (each leaves the state the next needs):
 // streaming write with a final fsync; cold streaming read; 4 KiB random

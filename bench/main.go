@@ -51,8 +51,8 @@ func main() {
 	flag.StringVar(&o.workRoot, "work", "/var/tmp", "where the scratch directory goes")
 	flag.StringVar(&o.lower, "lower", "loop", "lower file system: loop (a fresh ext4 on a loop device in the scratch directory) or dir (the -work directory's own file system)")
 	flag.StringVar(&o.cache, "cache", "/var/cache/cryptfs-bench", "where the decompressed source tree is cached")
-	flag.StringVar(&o.systems, "systems", "native,gocryptfs,cryptfs-off,cryptfs-kernel-cache,cryptfs-kernel-cache-uring,cryptfs-ebpf",
-		"systems to measure (cryptfs-TIER over /dev/fuse, cryptfs-TIER-uring over FUSE over io_uring)")
+	flag.StringVar(&o.systems, "systems", "native,gocryptfs,cryptfs-off,cryptfs-kernel-cache,cryptfs-kernel-cache-poll,cryptfs-kernel-cache-uring,cryptfs-ebpf",
+		"systems to measure (cryptfs-TIER over /dev/fuse, cryptfs-TIER-poll over /dev/fuse with --poll=adaptive, cryptfs-TIER-uring over FUSE over io_uring)")
 	flag.StringVar(&o.workloads, "workloads", "", "workloads to run (default all; comma-separated ids)")
 	flag.StringVar(&o.profile, "profile", "auto", "profile the cryptfs daemons with perf in an extra repetition: on, off, or auto (on in full mode)")
 	flag.Usage = func() {
@@ -183,7 +183,8 @@ func run(o options, lg *log.Logger) error {
 		case "gocryptfs":
 			s = newGocryptfs(lower.dir, pass)
 		case "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf",
-			"cryptfs-off-uring", "cryptfs-kernel-cache-uring", "cryptfs-ebpf-uring":
+			"cryptfs-off-uring", "cryptfs-kernel-cache-uring", "cryptfs-ebpf-uring",
+			"cryptfs-off-poll", "cryptfs-kernel-cache-poll", "cryptfs-ebpf-poll":
 			s = newCryptfs(cryptfsBin, id, lower.dir, pass)
 		case "cryptfs-shared":
 			// --shared-storage (kernel-cache with 1 s validity): the cost of

@@ -17,8 +17,12 @@ type procSample struct {
 	// Switches counts the times its threads were put on a CPU (the third
 	// schedstat field): each wakeup of a sleeping thread is one.
 	Switches int64
-	PeakKB   int64 // VmHWM: peak resident set since start or the last resetPeakRSS
-	RSSKB    int64 // VmRSS
+	// Sleeps counts the times its threads gave up the CPU to wait
+	// (voluntary_ctxt_switches of /proc/PID/task/*/status): a thread that
+	// yields or is preempted is put on a CPU again without having slept.
+	Sleeps int64
+	PeakKB int64 // VmHWM: peak resident set since start or the last resetPeakRSS
+	RSSKB  int64 // VmRSS
 }
 
 // readProc samples process pid.
@@ -37,6 +41,7 @@ func readProc(pid int) (procSample, error) {
 	if s.CPU, s.Switches, err = threadsCPU(pid); err != nil {
 		return procSample{}, err
 	}
+	s.Sleeps = threadsSleeps(pid)
 	return s, nil
 }
 
@@ -82,6 +87,33 @@ func threadsCPU(pid int) (time.Duration, int64, error) {
 		switches += n
 	}
 	return total, switches, nil
+}
+
+// threadsSleeps sums voluntary_ctxt_switches over the threads of pid
+// (threads that exit meanwhile are skipped).
+func threadsSleeps(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		n += voluntarySwitches(data)
+	}
+	return n
+}
+
+// voluntarySwitches returns the voluntary_ctxt_switches of a
+// /proc/PID/status text (0 if it has none).
+func voluntarySwitches(status []byte) int64 {
+	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(line, []byte("voluntary_ctxt_switches:")); ok {
+			n, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // parseSchedstat returns the first and third fields of a schedstat line:

@@ -119,3 +119,22 @@ func TestResetPeakRSS(t *testing.T) {
 		t.Errorf("after reset: peak %d kB, RSS %d kB (before: peak %d kB)", after.PeakKB, after.RSSKB, before.PeakKB)
 	}
 }
+
+func TestVoluntarySwitches(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+	}{
+		{"Name:\tx\nvoluntary_ctxt_switches:\t42\nnonvoluntary_ctxt_switches:\t7\n", 42},
+		{"Name:\tx\nnonvoluntary_ctxt_switches:\t7\n", 0},
+		{"", 0},
+	} {
+		if got := voluntarySwitches([]byte(tt.in)); got != tt.want {
+			t.Errorf("voluntarySwitches(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+	// This process has slept at least once by now (the test runner waits).
+	if n := threadsSleeps(os.Getpid()); n <= 0 {
+		t.Errorf("threadsSleeps(self) = %d, want > 0", n)
+	}
+}

@@ -123,7 +123,7 @@ const rssLimitKB = 150e6 / 1024
 // ran with a cache (kernel-cache, ebpf).
 func (r *results) evaluateTargets() {
 	r.Targets = nil
-	for _, sys := range []string{"cryptfs-kernel-cache", "cryptfs-kernel-cache-uring", "cryptfs-ebpf"} {
+	for _, sys := range []string{"cryptfs-kernel-cache", "cryptfs-kernel-cache-poll", "cryptfs-kernel-cache-uring", "cryptfs-ebpf"} {
 		add := func(t targetResult) { t.System = sys; r.Targets = append(r.Targets, t) }
 		vsNative := func(id, name string, limit float64) {
 			c, n := r.cellOf(id, sys), r.cellOf(id, "native")
@@ -340,6 +340,8 @@ func (r *results) markdown() string {
 		p("\n")
 	}
 
+	r.transportTable(p)
+
 	p("\n### Daemon peak RSS (VmHWM during the workload)\n\n")
 	header("workload", fuseIDs)
 	for _, w := range r.Workloads {
@@ -523,3 +525,46 @@ func updateDocs(path, md string) error {
 // logRatio is the chart's bar height for a ratio: bars grow up for slower
 // than native and down for faster, on a log scale.
 func logRatio(v float64) float64 { return math.Log10(v) }
+
+// transportTable compares the kernel-cache tier over each transport with
+// plain /dev/fuse (cryptfs-kernel-cache, no polling) in the same run:
+// time ratio, and daemon CPU and wakeups per request of each.
+func (r *results) transportTable(p func(string, ...any)) {
+	const base = "cryptfs-kernel-cache"
+	var others []string
+	for _, s := range r.Systems {
+		if s.Available && s.ID != base && strings.HasPrefix(s.ID, base+"-") {
+			others = append(others, s.ID)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	p("\n### Transports: kernel-cache over each, against plain /dev/fuse\n\n")
+	p("Each column: time / the time of plain /dev/fuse (cryptfs kernel-cache) in this run (below 1: faster), then daemon CPU per request, wakeups per request and, of those, sleeps per request (voluntary context switches: a thread that waited; a polling thread that yields or is preempted runs again without one), against plain /dev/fuse's.\n\n")
+	p("| workload | kernel-cache: CPU/req, wakeups/req (sleeps/req) |")
+	for _, id := range others {
+		p(" %s |", systemLabel(id))
+	}
+	p("\n|---|---:|")
+	for range others {
+		p("---:|")
+	}
+	p("\n")
+	for _, w := range r.Workloads {
+		b := w.Cells[base]
+		if b == nil || b.Wall == 0 {
+			continue
+		}
+		p("| %s | %s, %.2f (%.2f) |", w.Title, fmtDur(b.CPUPerReq), b.SwitchesPerReq, b.SleepsPerReq)
+		for _, id := range others {
+			c := w.Cells[id]
+			if c == nil || c.Wall == 0 {
+				p(" - |")
+				continue
+			}
+			p(" %.2f; %s, %.2f (%.2f) |", float64(c.Wall)/float64(b.Wall), fmtDur(c.CPUPerReq), c.SwitchesPerReq, c.SleepsPerReq)
+		}
+		p("\n")
+	}
+}

@@ -37,6 +37,7 @@ type repResult struct {
 	CPU      time.Duration   `json:"daemon_cpu_ns"`      // daemon CPU per run
 	PeakKB   int64           `json:"daemon_peak_rss_kb"` // daemon VmHWM during the repetition
 	Switches int64           `json:"daemon_switches"`    // daemon threads put on a CPU, per run
+	Sleeps   int64           `json:"daemon_sleeps"`      // daemon threads that slept (voluntary switches), per run
 	Upcalls  upcalls         `json:"upcalls,omitempty"`  // per run
 	UpErr    string          `json:"upcalls_error,omitempty"`
 	Load     float64         `json:"load1"` // 1-minute load average when it started
@@ -61,7 +62,10 @@ type cell struct {
 	// when no request count is known).
 	CPUPerReq      time.Duration `json:"daemon_cpu_per_request_ns,omitempty"`
 	SwitchesPerReq float64       `json:"daemon_switches_per_request,omitempty"`
-	Upcalls        upcalls       `json:"upcalls,omitempty"` // of the median repetition
+	// SleepsPerReq counts only the times a thread slept (voluntary
+	// context switches): yields and preemptions left out.
+	SleepsPerReq float64 `json:"daemon_sleeps_per_request,omitempty"`
+	Upcalls      upcalls `json:"upcalls,omitempty"` // of the median repetition
 	// CPURatio is (workload + daemon CPU) / native workload CPU: a cost
 	// ratio the machine's load does not inflate (0 when unknown).
 	CPURatio float64 `json:"cpu_ratio_to_native"`
@@ -124,6 +128,7 @@ func (c *cell) summarize(w workload) {
 	if n := r.Upcalls.total(); n > 0 {
 		c.CPUPerReq = r.CPU / time.Duration(n)
 		c.SwitchesPerReq = float64(r.Switches) / float64(n)
+		c.SleepsPerReq = float64(r.Sleeps) / float64(n)
 	}
 	if c.Wall > 0 {
 		if w.Unit == "MiB/s" {
@@ -217,6 +222,7 @@ func (b *bench) runRep(ctx context.Context, w workload, s system, rep int, profi
 		}
 		r.CPU = (after.CPU - before.CPU) / time.Duration(len(m.Times))
 		r.Switches = (after.Switches - before.Switches) / int64(len(m.Times))
+		r.Sleeps = (after.Sleeps - before.Sleeps) / int64(len(m.Times))
 		r.PeakKB = after.PeakKB
 	}
 	if uerr == nil {

@@ -24,7 +24,8 @@ import (
 type system interface {
 	// ID names the system in results ("native", "gocryptfs",
 	// "cryptfs-off", "cryptfs-kernel-cache", "cryptfs-ebpf", and
-	// "cryptfs-kernel-cache-uring" over FUSE over io_uring).
+	// "cryptfs-kernel-cache-uring" over FUSE over io_uring,
+	// "cryptfs-kernel-cache-poll" over /dev/fuse with adaptive polling).
 	ID() string
 	// Root is the directory the workloads use.
 	Root() string
@@ -238,22 +239,26 @@ type cryptfsSys struct {
 	tier                     string
 	args                     []string // extra mount flags (cryptfs-shared)
 	transport                string   // "dev" or "uring": --transport, checked by the harness
+	poll                     string   // "off" or "adaptive" (over /dev/fuse): --poll, checked by the harness
 	cli                      *cryptfstest.CLI
 
 	mu sync.Mutex // guards m: Abort runs on the repetition's watchdog
 	m  *cryptfstest.Mount
 }
 
-// newCryptfs returns system id: cryptfs-TIER (over /dev/fuse) or
+// newCryptfs returns system id: cryptfs-TIER (over /dev/fuse, no
+// polling), cryptfs-TIER-poll (over /dev/fuse with --poll=adaptive) or
 // cryptfs-TIER-uring (FUSE over io_uring).
 func newCryptfs(bin, id, work, pass string) *cryptfsSys {
-	tier, transport := strings.TrimPrefix(id, "cryptfs-"), "dev"
+	tier, transport, poll := strings.TrimPrefix(id, "cryptfs-"), "dev", "off"
 	if t, ok := strings.CutSuffix(tier, "-uring"); ok {
-		tier, transport = t, "uring"
+		tier, transport, poll = t, "uring", ""
+	} else if t, ok := strings.CutSuffix(tier, "-poll"); ok {
+		tier, poll = t, "adaptive"
 	}
 	dir := filepath.Join(work, id)
 	return &cryptfsSys{id: id, cipher: filepath.Join(dir, "cipher"), mnt: filepath.Join(dir, "mnt"),
-		logPath: filepath.Join(dir, "daemon.log"), tier: tier, transport: transport,
+		logPath: filepath.Join(dir, "daemon.log"), tier: tier, transport: transport, poll: poll,
 		// The real KDF, as a user would have it; the password from a file.
 		cli: &cryptfstest.CLI{Bin: bin, Passfile: pass, StrongKDF: true}}
 }
@@ -296,11 +301,12 @@ func (c *cryptfsSys) Setup(ctx context.Context) error {
 	return c.start(ctx)
 }
 
-// start mounts in the background with --fast-path=tier and
-// --transport=transport (the harness fails unless the daemon runs them).
+// start mounts in the background with --fast-path=tier,
+// --transport=transport and --poll=poll (the harness fails unless the
+// daemon runs them).
 func (c *cryptfsSys) start(ctx context.Context) error {
 	m, err := c.cli.Mount(ctx, cryptfstest.MountOptions{Cipher: c.cipher, Dir: c.mnt,
-		FastPath: c.tier, Transport: c.transport, LogFile: c.logPath, Background: true, Args: c.args})
+		FastPath: c.tier, Transport: c.transport, Poll: c.poll, LogFile: c.logPath, Background: true, Args: c.args})
 	if err != nil {
 		return err
 	}

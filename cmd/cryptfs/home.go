@@ -111,6 +111,8 @@ func newHomeDaemon(e env) *cobra.Command {
 	f.BoolVar(&o.AllowWeakKDF, "insecure-kdf", false, "")
 	f.DurationVar(&o.Idle, "idle", 0, "unmount after `DURATION` without use")
 	f.StringVar(&o.FastPath, "fast-path", "", "metadata fast path")
+	f.StringVar(&o.Transport, "transport", "", "how requests reach the daemon: auto, uring or dev (default auto)")
+	f.StringVar(&o.Poll, "poll", "", "whether the /dev/fuse reader polls: auto, adaptive or off (default auto)")
 	return c
 }
 

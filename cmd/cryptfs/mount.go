@@ -49,6 +49,7 @@ type mountFlags struct {
 	shared     bool // --shared-storage: CIPHERDIR may change behind the mount
 	idle       time.Duration
 	transport  string // how requests travel: auto, uring or dev
+	poll       string // whether the /dev/fuse reader polls: auto, adaptive or off
 }
 
 // Descriptors inherited by the background daemon.
@@ -96,6 +97,14 @@ on the CPU that sent it; the kernel offers it while
 kernel that does not offer it fails with exit code 16. 'cryptfs status'
 shows the transport in use and why.
 
+--poll=adaptive makes the daemon's reader of /dev/fuse poll the device
+for a short, self-tuning window (2 to 50 microseconds) after each reply
+before it sleeps, so that a program sending requests back to back does
+not wait for a sleeping thread to wake up; it costs daemon CPU (at most
+the window per request, none while the mount is idle). off never polls;
+auto (the default) is off, which measured best on 2 CPUs (see
+docs/performance.md). It does not apply to --transport=uring.
+
 --recovery-key unlocks with the recovery key instead of the password; it
 works without a cryptfs.conf too (lost or damaged), reading the format's
 feature flags from the tree, and then mounts read-only: 'cryptfs recover'
@@ -117,6 +126,7 @@ component could otherwise redirect the mount): give real paths.`,
 	f.StringVar(&m.fastPath, "fast-path", "auto", "metadata fast path: auto, ebpf, kernel-cache or off")
 	f.BoolVar(&m.shared, "shared-storage", false, "CIPHERDIR may change behind the mount (a sync client): show outside changes within 1 s")
 	f.StringVar(&m.transport, "transport", "auto", "how requests reach the daemon: auto, uring (FUSE over io_uring) or dev (/dev/fuse)")
+	f.StringVar(&m.poll, "poll", "auto", "whether the /dev/fuse reader polls before it sleeps: auto, adaptive or off")
 	f.DurationVar(&m.idle, "idle", 0, "unmount after `DURATION` without requests, once nothing is open inside (e.g. 30m)")
 	f.BoolVar(&m.debug, "debug", false, "log every request (debug level)")
 	f.StringVar(&m.logFile, "log-file", "", "where the background daemon logs (default: in the runtime directory; see cryptfs status)")
@@ -158,6 +168,9 @@ func runMount(e env, m *mountFlags, cipherDir, mountpoint string) error {
 	}
 	transport, err := fuse.ParseTransport(m.transport)
 	if err != nil {
+		return &codedError{code: exitUsage, err: err}
+	}
+	if _, err := daemon.ParsePoll(m.poll); err != nil {
 		return &codedError{code: exitUsage, err: err}
 	}
 	if m.daemon {
@@ -416,7 +429,7 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 	if err != nil {
 		return err
 	}
-	argv := []string{"mount", "--internal-daemon", "--fast-path", m.fastPath, "--transport", m.transport, "--log-file", logPath}
+	argv := []string{"mount", "--internal-daemon", "--fast-path", m.fastPath, "--transport", m.transport, "--poll", m.poll, "--log-file", logPath}
 	if m.readOnly {
 		argv = append(argv, "--ro")
 	}
@@ -567,7 +580,14 @@ func (m *mountFlags) daemonOptions(mode daemon.Mode, cipherDir, mnt string) daem
 		Idle:          m.idle,
 		SharedStorage: m.shared,
 		Transport:     m.transportChoice(),
+		Poll:          m.pollChoice(),
 	}
+}
+
+// pollChoice is --poll, parsed (runMount checked it).
+func (m *mountFlags) pollChoice() daemon.Poll {
+	p, _ := daemon.ParsePoll(m.poll)
+	return p
 }
 
 // transportChoice is --transport, parsed (runMount checked it).

@@ -102,6 +102,8 @@ func TestParseMountOptions(t *testing.T) {
 			flags: []string{"--passfile=/etc/cryptfs/p", "--allow-other", "--ro", "--fast-path=off"}, password: true},
 		{name: "hyphenated names", opts: []string{"fast-path=kernel-cache,allow-other"},
 			flags: []string{"--fast-path=kernel-cache", "--allow-other"}},
+		{name: "transport and polling", opts: []string{"transport=dev,poll=adaptive"},
+			flags: []string{"--transport=dev", "--poll=adaptive"}},
 		{name: "mount(8) adds rw", opts: []string{"rw,nosuid,nodev,passfile=/p"},
 			flags: []string{"--ro=false", "--passfile=/p"}, password: true},
 		{name: "last of ro and rw wins", opts: []string{"ro", "rw"}, flags: []string{"--ro=false"}},

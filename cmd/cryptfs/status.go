@@ -44,6 +44,9 @@ dead (exit code 21): 'cryptfs unmount' removes it.`,
 			if st.Transport != "" {
 				fmt.Fprintf(e.stdout, "Transport:   %s (%s)\n", st.Transport, st.TransportReason)
 			}
+			if st.Poll != "" {
+				fmt.Fprintf(e.stdout, "Polling:     %s\n", st.Poll)
+			}
 			if st.LogFile != "" {
 				fmt.Fprintf(e.stdout, "Log file:    %s\n", st.LogFile)
 			}

@@ -42,6 +42,12 @@ type MountOptions struct {
 	// it is "auto" the mount fails (and is unmounted) when the daemon
 	// uses another. A --transport in Args wins.
 	Transport string
+	// Poll, if set, adds --poll=Poll ("adaptive", "off" or "auto";
+	// default: $CRYPTFS_POLL, see PollEnv). With "adaptive" or "off" the
+	// mount fails (and is unmounted) when the daemon reads /dev/fuse
+	// without (or with) polling; over io_uring it does not apply. A
+	// --poll in Args wins.
+	Poll string
 	// Args are extra flags for cryptfs mount (e.g. "--fast-path=off",
 	// "--debug", "--allow-other"), placed before the two directories.
 	Args []string
@@ -109,6 +115,10 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	if transport != "" {
 		args = append(args, "--transport="+transport)
 	}
+	poll := o.poll()
+	if poll != "" {
+		args = append(args, "--poll="+poll)
+	}
 	if o.LogFile != "" {
 		args = append(args, "--log-file", o.LogFile)
 	}
@@ -125,13 +135,17 @@ func (c *CLI) Mount(ctx context.Context, o MountOptions) (*Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	if (o.FastPath != "" && o.FastPath != "auto") || (transport != "" && transport != "auto") {
+	checkPoll := poll == "adaptive" || poll == "off"
+	if (o.FastPath != "" && o.FastPath != "auto") || (transport != "" && transport != "auto") || checkPoll {
 		st, err := m.Status(ctx)
 		if err == nil && o.FastPath != "" && o.FastPath != "auto" && st.Tier != o.FastPath {
 			err = fmt.Errorf("mounted with --fast-path=%s, but the daemon runs %q (%s)", o.FastPath, st.Tier, st.TierReason)
 		}
 		if err == nil && transport != "" && transport != "auto" && st.Transport != transport {
 			err = fmt.Errorf("mounted with --transport=%s, but the daemon uses %q (%s)", transport, st.Transport, st.TransportReason)
+		}
+		if err == nil && checkPoll && st.Transport == "dev" && st.Poll != poll {
+			err = fmt.Errorf("mounted with --poll=%s, but the daemon's polling is %q (%s)", poll, st.Poll, st.TransportReason)
 		}
 		if err != nil {
 			m.Close()

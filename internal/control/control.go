@@ -56,6 +56,9 @@ type Status struct {
 	// not in use when it was asked for).
 	Transport       string `json:"transport,omitempty"`
 	TransportReason string `json:"transport_reason,omitempty"`
+	// Poll is whether the reader of /dev/fuse polls it before it sleeps:
+	// "adaptive" or "off" ("" over io_uring, where it does not apply).
+	Poll string `json:"poll,omitempty"`
 }
 
 // KernelFuse is what the running kernel's FUSE offers the ebpf tier

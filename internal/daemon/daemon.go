@@ -74,6 +74,9 @@ type Options struct {
 	// kernel offers it, else /dev/fuse), TransportURing (or no mount), or
 	// TransportDev (the zero value).
 	Transport fuse.Transport
+	// Poll is whether the reader of /dev/fuse polls it before it sleeps
+	// (transport.go; PollAuto, the zero value, decides by Poll.Enabled).
+	Poll Poll
 }
 
 // Serve mounts o.CipherDir at o.Mountpoint and serves it until it is
@@ -188,6 +191,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Tier:       t.tier,
 		Shared:     o.SharedStorage,
 		Transport:  o.Transport,
+		Poll:       o.Poll.Enabled(),
 	}
 	if o.Log.Debug().Enabled() {
 		// jacobsa/fuse formats a line for every failed request that is not
@@ -238,7 +242,8 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
 	t.describe(&h.status)
-	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, mfs.Transport())
+	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, o.Poll, mfs.Transport())
+	h.status.Poll = pollStatus(mfs.Transport())
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if h.tree = openPathTree(o, suite); h.tree != nil {
 		defer h.tree.Close() // after ctl.Close, deferred below

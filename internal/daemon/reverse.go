@@ -44,6 +44,7 @@ func serveReverse(ctx context.Context, o Options) error {
 		cfg.ErrorLogger = log.New(zerologWriter{o.Log}, "", 0)
 	}
 	cfg.Transport = o.Transport
+	cfg.EnableAdaptivePolling = o.Poll.Enabled()
 	mfs, err := fuse.Mount(o.Mountpoint, fsys.Server(), cfg)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", o.Mountpoint, err)
@@ -53,7 +54,8 @@ func serveReverse(ctx context.Context, o Options) error {
 		Tier: "off", TierReason: "reverse mode: a read-only view, served by the daemon", ReadOnly: true,
 		Started: time.Now(), LogFile: o.LogFile,
 	}}
-	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, mfs.Transport())
+	h.status.Transport, h.status.TransportReason = transportStatus(o.Transport, o.Poll, mfs.Transport())
+	h.status.Poll = pollStatus(mfs.Transport())
 	h.status.StartTicks, _, _ = control.ProcessStart(os.Getpid())
 	if dev, err := control.Device(o.Mountpoint); err == nil {
 		h.status.Device = dev

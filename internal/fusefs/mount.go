@@ -22,6 +22,10 @@ type MountOptions struct {
 	// Transport: /dev/fuse or FUSE over io_uring (fuse.MountConfig.Transport).
 	// The server serves either (Server).
 	Transport fuse.Transport
+	// Poll: the reader of /dev/fuse polls it for a short, self-tuning
+	// window before it sleeps (fuse.MountConfig.EnableAdaptivePolling;
+	// not used with io_uring).
+	Poll bool
 }
 
 // MountConfig returns the jacobsa/fuse mount configuration.
@@ -46,6 +50,7 @@ func MountConfig(o MountOptions) *fuse.MountConfig {
 		ErrorLogger:            o.ErrorLog,
 		Options:                map[string]string{},
 		Transport:              o.Transport,
+		EnableAdaptivePolling:  o.Poll,
 	}
 	cfg.DisableWritebackCaching = o.Shared
 	if o.AllowOther {

@@ -137,6 +137,12 @@ func Mount(o MountOptions) (Proc, error) {
 	if e.FastPath != "" {
 		args = append(args, "--fast-path", e.FastPath)
 	}
+	if e.Transport != "" {
+		args = append(args, "--transport", e.Transport)
+	}
+	if e.Poll != "" {
+		args = append(args, "--poll", e.Poll)
+	}
 	args = append(args, "--", e.Cipher, e.Mountpoint)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}

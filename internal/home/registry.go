@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jacobsa/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/internal/daemon"
@@ -33,6 +34,8 @@ type Entry struct {
 	Mountpoint string        // where the plaintext appears: the user's home (absolute)
 	Idle       time.Duration // unmount after this long without use (0: never)
 	FastPath   string        // the --fast-path of the daemon ("" for auto)
+	Transport  string        // the --transport of the daemon ("" for auto, as cryptfs mount)
+	Poll       string        // the --poll of the daemon ("" for auto, as cryptfs mount)
 }
 
 // Errors of Load.
@@ -132,8 +135,10 @@ func rootOnly(path string, st *unix.Stat_t, typ uint32) error {
 
 // Parse parses the text of a registry file: "key = value" lines, '#'
 // comments and blank lines. Keys: cipher and mountpoint (required,
-// absolute clean paths), idle (a Go duration, 0 for none) and fast-path
-// (auto, kernel-cache, off or ebpf). Unknown or repeated keys are errors.
+// absolute clean paths), idle (a Go duration, 0 for none), fast-path
+// (auto, kernel-cache, off or ebpf), transport (auto, uring or dev) and
+// poll (auto, adaptive or off), the last three as the cryptfs mount flags
+// of those names. Unknown or repeated keys are errors.
 func Parse(data []byte) (Entry, error) {
 	var e Entry
 	seen := map[string]bool{}
@@ -173,6 +178,16 @@ func Parse(data []byte) (Entry, error) {
 				return Entry{}, fmt.Errorf("line %d: fast-path: %w", n, err)
 			}
 			e.FastPath = v
+		case "transport":
+			if _, err := fuse.ParseTransport(v); err != nil {
+				return Entry{}, fmt.Errorf("line %d: transport: %w", n, err)
+			}
+			e.Transport = v
+		case "poll":
+			if _, err := daemon.ParsePoll(v); err != nil {
+				return Entry{}, fmt.Errorf("line %d: poll: %w", n, err)
+			}
+			e.Poll = v
 		default:
 			return Entry{}, fmt.Errorf("line %d: unknown key %q", n, k)
 		}
@@ -205,6 +220,12 @@ func (e Entry) Marshal() []byte {
 	}
 	if e.FastPath != "" {
 		fmt.Fprintf(&b, "fast-path = %s\n", e.FastPath)
+	}
+	if e.Transport != "" {
+		fmt.Fprintf(&b, "transport = %s\n", e.Transport)
+	}
+	if e.Poll != "" {
+		fmt.Fprintf(&b, "poll = %s\n", e.Poll)
 	}
 	return b.Bytes()
 }

@@ -20,6 +20,10 @@ func TestParse(t *testing.T) {
 			want: Entry{Cipher: "/home/.cryptfs/alice", Mountpoint: "/home/alice"}},
 		{name: "all keys, comments, blank lines", in: "# c\n\ncipher=/c/alice\nmountpoint = /home/alice\n  idle = 30m\nfast-path = kernel-cache\n",
 			want: Entry{Cipher: "/c/alice", Mountpoint: "/home/alice", Idle: 30 * time.Minute, FastPath: "kernel-cache"}},
+		{name: "transport and poll", in: "cipher = /c\nmountpoint = /m\ntransport = dev\npoll = adaptive\n",
+			want: Entry{Cipher: "/c", Mountpoint: "/m", Transport: "dev", Poll: "adaptive"}},
+		{name: "bad transport", in: "cipher = /c\nmountpoint = /m\ntransport = tcp\n", err: "transport"},
+		{name: "bad poll", in: "cipher = /c\nmountpoint = /m\npoll = always\n", err: "poll"},
 		{name: "idle zero", in: "cipher = /c\nmountpoint = /m\nidle = 0\n", want: Entry{Cipher: "/c", Mountpoint: "/m"}},
 		{name: "missing mountpoint", in: "cipher = /c\n", err: "required"},
 		{name: "relative path", in: "cipher = c\nmountpoint = /m\n", err: "absolute"},
@@ -55,6 +59,7 @@ func TestMarshalParse(t *testing.T) {
 	for _, e := range []Entry{
 		{User: "alice", Cipher: "/home/.cryptfs/alice", Mountpoint: "/home/alice"},
 		{User: "bob", Cipher: "/srv/c/bob", Mountpoint: "/home/bob", Idle: 90 * time.Second, FastPath: "off"},
+		{User: "carol", Cipher: "/srv/c/carol", Mountpoint: "/home/carol", Transport: "uring", Poll: "off"},
 	} {
 		got, err := Parse(e.Marshal())
 		if err != nil {

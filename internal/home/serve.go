@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jacobsa/fuse"
 	"github.com/rs/zerolog"
 
 	"github.com/cryptfs/cryptfs/crypt"
@@ -30,6 +31,8 @@ type DaemonOptions struct {
 	AllowWeakKDF       bool
 	Idle               time.Duration
 	FastPath           string // "" for auto
+	Transport          string // --transport: "" for auto, as cryptfs mount
+	Poll               string // --poll: "" for auto, as cryptfs mount
 	Log                zerolog.Logger
 	LogFile            string // shown by cryptfs status
 }
@@ -65,6 +68,14 @@ func RunDaemon(o DaemonOptions) error {
 
 func runDaemon(o DaemonOptions, status *os.File, report func(error)) error {
 	mode, err := daemon.ParseMode(cmp(o.FastPath, "auto"))
+	if err != nil {
+		return err
+	}
+	transport, err := fuse.ParseTransport(cmp(o.Transport, "auto"))
+	if err != nil {
+		return err
+	}
+	poll, err := daemon.ParsePoll(cmp(o.Poll, "auto"))
 	if err != nil {
 		return err
 	}
@@ -119,6 +130,8 @@ func runDaemon(o DaemonOptions, status *os.File, report func(error)) error {
 		LogFile:    o.LogFile,
 		Device:     os.NewFile(fdDevice, "/dev/fuse"),
 		Idle:       o.Idle,
+		Transport:  transport,
+		Poll:       poll,
 		Ready:      report,
 	})
 }

@@ -303,7 +303,8 @@ type MountConfig struct {
 	// Linux only. Adaptive polling of /dev/fuse: before it sleeps in read(2),
 	// the reader polls the device for a short window (from 2 µs up to
 	// AdaptivePollingMax, 50 µs if zero), which grows while requests arrive
-	// within it and shrinks to nothing while they do not. It costs CPU (at
+	// within it and shrinks to nothing while they do not, or at once when
+	// yielding between polls ran another thread (a busy CPU). It costs CPU (at
 	// most the window per request, none when idle) and saves the wakeup of a
 	// sleeping reader for a caller that sends requests back to back from
 	// another CPU. Not used for io_uring queues (their thread sleeps on its
