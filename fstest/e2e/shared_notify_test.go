@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
+)
+
+// TestSharedStorageNotify: with change notification, an outside change
+// shows through a --shared-storage mount long before the 1 s bound, even
+// when the kernel holds fresh entries and attributes of every name it
+// touches (stat'ed right before the change): an in-place rewrite of a
+// file (a new size), a file replaced by rename, a new file, a deleted
+// file, a file renamed inside a subdirectory. Without notification each
+// would show only when the kernel's validity (1 s) ran out.
+func TestSharedStorageNotify(t *testing.T) {
+	cipher := cryptfstest.Init(t)
+	mA := sharedMount(t, cipher)
+	a := mA.Dir
+	write := func(dir, name, data string) {
+		mustDo(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
+	}
+	mustDo(t, os.Mkdir(filepath.Join(a, "sub"), 0o755))
+	write(a, "edit", "edit v1")
+	write(a, "replace", "replace v1")
+	write(a, "gone", "gone")
+	write(a, "sub/inner", "inner")
+
+	// The other machine's version of the tree.
+	other := copyTree(t, cipher)
+	mB := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: other})
+	b := mB.Dir
+	write(b, "edit", "edit version two, longer")
+	write(b, "replace", "replace version two, longer")
+	write(b, "new", "new file")
+	mustDo(t, os.Rename(filepath.Join(b, "sub/inner"), filepath.Join(b, "sub/moved")))
+	srcEdit := lowerPathOf(t, other, "edit")
+	srcReplace := lowerPathOf(t, other, "replace")
+	srcNew := lowerPathOf(t, other, "new")
+	srcMoved := lowerPathOf(t, other, "sub/moved")
+	cryptfstest.Unmount(t, mB)
+	read := func(p string) []byte {
+		data, err := os.ReadFile(p)
+		mustDo(t, err)
+		return data
+	}
+	edit, replace, newData, moved := read(srcEdit), read(srcReplace), read(srcNew), read(srcMoved)
+
+	dstEdit := lowerPathOf(t, cipher, "edit")
+	dstReplace := lowerPathOf(t, cipher, "replace")
+	dstGone := lowerPathOf(t, cipher, "gone")
+	dstInner := lowerPathOf(t, cipher, "sub/inner")
+	dstSub := filepath.Dir(dstInner)
+	// Names are the same on both sides (same directory IVs): place the
+	// other side's files under their own names.
+	rel := func(p string) string {
+		r, err := filepath.Rel(other, p)
+		mustDo(t, err)
+		return filepath.Join(cipher, r)
+	}
+
+	// The kernel's view, fresh: every name involved, stat'ed and read.
+	for _, p := range []string{"edit", "replace", "gone", "sub/inner", "new", "sub/moved", "sub"} {
+		os.Stat(filepath.Join(a, p)) // "new" and "sub/moved": negative entries
+	}
+	read(filepath.Join(a, "edit"))
+	before := time.Now()
+
+	// The sync client, by hand (this process is not the daemon): edit in
+	// place, replace by rename, create by rename, delete, rename.
+	f, err := os.OpenFile(dstEdit, os.O_WRONLY|os.O_TRUNC, 0)
+	mustDo(t, err)
+	_, err = f.Write(edit)
+	mustDo(t, err)
+	mustDo(t, f.Close())
+	mustDo(t, os.WriteFile(dstReplace+".tmp", replace, 0o644))
+	mustDo(t, os.Rename(dstReplace+".tmp", rel(srcReplace)))
+	mustDo(t, os.WriteFile(filepath.Join(cipher, "sync.tmp"), newData, 0o644))
+	mustDo(t, os.Rename(filepath.Join(cipher, "sync.tmp"), rel(srcNew)))
+	mustDo(t, os.Remove(dstGone))
+	mustDo(t, os.Rename(dstInner, filepath.Join(dstSub, filepath.Base(srcMoved))))
+	if !bytes.Equal(moved, read(filepath.Join(dstSub, filepath.Base(srcMoved)))) {
+		t.Fatal("sub/moved: the renamed lower file is not the other side's")
+	}
+	changed := time.Now()
+	if d := changed.Sub(before); d > 300*time.Millisecond {
+		t.Skipf("the outside changes took %v (machine overloaded): the kernel's entries would expire before notification could be told from expiry", d)
+	}
+
+	want := map[string]string{
+		"edit":      "edit version two, longer",
+		"replace":   "replace version two, longer",
+		"new":       "new file",
+		"sub/moved": "inner",
+		"gone":      "",
+		"sub/inner": "",
+	}
+	// What the mount shows now: sizes by stat (the kernel's cached
+	// attributes, unless dropped), presence by stat (cached entries).
+	state := func() string {
+		var bad []string
+		for name, content := range want {
+			st, err := os.Stat(filepath.Join(a, name))
+			switch {
+			case content == "" && !errors.Is(err, fs.ErrNotExist):
+				bad = append(bad, name+": still there")
+			case content != "" && err != nil:
+				bad = append(bad, name+": "+err.Error())
+			case content != "" && st.Size() != int64(len(content)):
+				bad = append(bad, name+": old size")
+			}
+		}
+		return strings.Join(bad, ", ")
+	}
+	const limit = 400 * time.Millisecond
+	var last string
+	for {
+		if last = state(); last == "" {
+			break
+		}
+		if time.Since(changed) > limit {
+			t.Fatalf("%v after the outside changes the mount still shows the old state (%s); the kernel's validity is %v",
+				time.Since(changed), last, sharedBound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("the mount showed every change %v after it was made (stat'ed %v before; validity %v)",
+		time.Since(changed), changed.Sub(before), sharedBound)
+	for name, content := range want {
+		if content != "" {
+			if got := string(read(filepath.Join(a, name))); got != content {
+				t.Errorf("%s: %q, want %q", name, got, content)
+			}
+		}
+	}
+	noAuthFailures(t, mA)
+}
