@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
 )
 
@@ -141,4 +143,68 @@ func TestSharedStorageNotify(t *testing.T) {
 		}
 	}
 	noAuthFailures(t, mA)
+}
+
+// TestSharedStorageInPlaceRewrite: another program rewrites a cipher file
+// in place (dd conv=notrunc of another cryptfs file's ciphertext, as
+// rsync --inplace does) while the mount has it open for writing. The
+// mount's next write through that descriptor must fail (ESTALE, one log
+// line naming the file) instead of writing a block under the other
+// version's file ID, which would leave the file a mix of two versions
+// that decrypts without any error; the file then reads exactly as the
+// other program left it. So must a read through the same descriptor once
+// the kernel asks the daemon again.
+func TestSharedStorageInPlaceRewrite(t *testing.T) {
+	cipher := cryptfstest.Init(t)
+	m := sharedMount(t, cipher)
+	const size = 3 * 4096
+	mine, theirs := randBytes(1, size), randBytes(2, size)
+	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "a"), mine, 0o644))
+	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "b"), theirs, 0o644))
+	lowerA, lowerB := lowerPathOf(t, cipher, "a"), lowerPathOf(t, cipher, "b")
+
+	f, err := os.OpenFile(filepath.Join(m.Dir, "a"), os.O_RDWR, 0)
+	mustDo(t, err)
+	defer f.Close()
+	buf := make([]byte, 100)
+	_, err = f.ReadAt(buf, 0)
+	mustDo(t, err)
+
+	// The other program: b's ciphertext over a's, in place (same inode).
+	other, err := os.ReadFile(lowerB)
+	mustDo(t, err)
+	w, err := os.OpenFile(lowerA, os.O_WRONLY, 0)
+	mustDo(t, err)
+	_, err = w.WriteAt(other, 0)
+	mustDo(t, err)
+	mustDo(t, w.Close())
+
+	// The mount's write of its middle block through the old descriptor.
+	_, werr := f.WriteAt(bytes.Repeat([]byte{'M'}, 4096), 4096)
+	wantErrno(t, werr, unix.ESTALE, "write through a descriptor whose cipher file was rewritten in place")
+	// A read through it, once the kernel's pages are gone (change
+	// notification drops them at once; the test waits up to the bound).
+	var rerr error
+	for start := time.Now(); time.Since(start) < sharedBound+sharedSlack; time.Sleep(20 * time.Millisecond) {
+		if _, rerr = f.ReadAt(buf, 8192); rerr != nil {
+			break
+		}
+	}
+	wantErrno(t, rerr, unix.ESTALE, "read through a descriptor whose cipher file was rewritten in place")
+	mustDo(t, f.Close())
+
+	// A new open sees the other program's version, whole.
+	checkBytes(t, readFile(t, filepath.Join(m.Dir, "a")), theirs, "a after the in-place rewrite")
+	// And writes to it normally.
+	g, err := os.OpenFile(filepath.Join(m.Dir, "a"), os.O_RDWR, 0)
+	mustDo(t, err)
+	_, err = g.WriteAt([]byte("fresh"), 0)
+	mustDo(t, err)
+	mustDo(t, g.Close())
+	checkBytes(t, readFile(t, filepath.Join(m.Dir, "a")), append([]byte("fresh"), theirs[5:]...), "a written after reopening")
+
+	if n := strings.Count(m.Log(), "rewritten in place"); n != 1 || !strings.Contains(m.Log(), lowerA) {
+		t.Errorf("want one log line naming %s, got %d:\n%s", lowerA, n, m.Log())
+	}
+	noAuthFailures(t, m)
 }
