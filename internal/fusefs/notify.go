@@ -177,13 +177,19 @@ func (fs *FS) invalInode(id uint64, off int64) {
 	_ = fs.notifier.InvalidateInode(fuseops.InodeID(id), off, 0)
 }
 
-// LogWatchStats writes one line with what change notification did.
+// LogWatchStats writes one line with what change notification did: a
+// warning when events were lost (the kernel's queue overflowed: each time
+// everything was invalidated) or directories went unwatched.
 func (fs *FS) LogWatchStats() {
 	if fs.watch == nil {
 		return
 	}
 	s := fs.watch.Stats()
-	fs.log.Info().Uint64("events", s.Events).Uint64("own_events", s.Own).Uint64("changes", s.Changes).
+	ev := fs.log.Info()
+	if s.Overflows > 0 || fs.watchStats.markErrs.Load() > 0 {
+		ev = fs.log.Warn()
+	}
+	ev.Uint64("events", s.Events).Uint64("own_events", s.Own).Uint64("changes", s.Changes).
 		Uint64("overflows", s.Overflows).Uint64("entry_invalidations", fs.watchStats.entries.Load()).
 		Uint64("inode_invalidations", fs.watchStats.inodes.Load()).Uint64("full_invalidations", fs.watchStats.full.Load()).
 		Uint64("unwatched_dirs", fs.watchStats.markErrs.Load()).Int("marks", s.Marks).
