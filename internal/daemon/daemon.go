@@ -19,8 +19,8 @@ import (
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/control"
 	"github.com/cryptfs/cryptfs/internal/fusefs"
-	"github.com/cryptfs/cryptfs/internal/lowerwatch"
 	"github.com/cryptfs/cryptfs/internal/harden"
+	"github.com/cryptfs/cryptfs/internal/lowerwatch"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"github.com/cryptfs/cryptfs/meta"
 )

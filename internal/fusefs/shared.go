@@ -171,24 +171,35 @@ type headerPin struct {
 
 func pinOf(c *ciphertree.Content) headerPin {
 	id, ok := c.ID()
-	return headerPin{set: true, empty: !ok, id: id}
+	if !ok {
+		return headerPin{set: true, empty: true} // no ID: not the one a truncation left behind
+	}
+	return headerPin{set: true, id: id}
 }
 
-// pinHeader pins the header of the lower file behind fd, just opened as
-// handle id (shared mode only).
+// pinHeader pins the header of the lower file behind fd, just opened or
+// created as handle id (shared mode only). Call without n's lock.
 func (fs *FS) pinHeader(id fuseops.HandleID, fd int) {
 	if !fs.shared {
 		return
 	}
+	fs.mu.Lock()
+	h, ok := fs.handles[id].(*handle)
+	fs.mu.Unlock()
+	if !ok {
+		return
+	}
+	// Shared: no change of the daemon's own moves the header meanwhile
+	// (they hold the lock exclusively and move the pins they find).
+	h.n.RLock()
+	defer h.n.RUnlock()
 	var c ciphertree.Content
 	if ciphertree.LoadContent(&c, fs.suite, fd) != nil {
 		return // damaged: every read fails authentication anyway
 	}
 	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if h, ok := fs.handles[id].(*handle); ok {
-		h.pin = pinOf(&c)
-	}
+	h.pin = pinOf(&c)
+	fs.mu.Unlock()
 }
 
 // checkHeader fails with ESTALE when c, just loaded for handle h, shows a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -157,6 +158,11 @@ func (w *Watcher) Close() error {
 // bytes, so up to about 1,000 events).
 const bufSize = 64 << 10
 
+// Window is how long Run waits after a read that did not fill half its
+// buffer before it reads again and reports the batch: the added latency
+// of a notification, traded for fewer, larger batches in a burst.
+const Window = 5 * time.Millisecond
+
 // Run reads events until Close and calls fn for each batch: the changes
 // of one read of the queue, coalesced, other processes' only (an empty
 // batch is not reported). When the kernel's queue overflowed, events were
@@ -175,6 +181,16 @@ func (w *Watcher) Run(fn func(changes []Change, overflow bool)) {
 		n, err := w.file.Read(buf)
 		if err != nil {
 			return // closed
+		}
+		if n < len(buf)/2 {
+			// A burst arrives as a stream of small reads: wait a moment
+			// and take what came meanwhile, so that one batch carries
+			// many events and a directory touched by all of them is
+			// invalidated once. (Reads return whole events only.)
+			time.Sleep(Window)
+			if m, err := unix.Read(w.fd, buf[n:]); err == nil && m > 0 {
+				n += m
+			}
 		}
 		clear(index)
 		changes = changes[:0]
