@@ -32,6 +32,12 @@ import (
 //     ENOENT when it is gone), never "Stale file handle".
 //   - The kernel's writeback cache is off (it would keep its own size of
 //     every regular file it knows, whatever the lower file says).
+//   - Outside changes are pushed to the kernel as they happen when a
+//     lowerwatch.Watcher is given (notify.go); the points above remain
+//     the bound when events are lost.
+//   - A descriptor pins its cipher file's header at open and refuses to
+//     read or write a file rewritten in place under another file ID
+//     (headerPin, below).
 
 // statAt stats name in the directory behind pfd without following a
 // symlink, and returns its birth time in nanoseconds (0 where unknown,
