@@ -406,6 +406,14 @@ func TestSharedStorageBurst(t *testing.T) {
 		t.Errorf("the mount stalled: the reader's slowest stat+read took %v", slowest)
 	}
 	noAuthFailures(t, mA)
+	// What change notification did with the burst (the daemon's line at
+	// unmount): events coalesced, overflows answered by full invalidation.
+	cryptfstest.Unmount(t, mA)
+	for _, line := range strings.Split(mA.Log(), "\n") {
+		if strings.Contains(line, "change notification") {
+			t.Logf("daemon: %s", line)
+		}
+	}
 }
 
 // TestSharedStorageCost counts the requests that reach the daemon for the

@@ -70,6 +70,15 @@ func LoadContent(c *Content, s *crypt.Suite, fd int) error {
 // Size returns the plaintext size.
 func (c *Content) Size() uint64 { return c.size }
 
+// ID returns the file ID in the lower file's header, and false when the
+// lower file is empty (it has no header).
+func (c *Content) ID() (crypt.FileID, bool) {
+	if !c.hasID {
+		return crypt.FileID{}, false
+	}
+	return c.id, true
+}
+
 // ensureHeader writes a fresh header to an empty lower file.
 func (c *Content) ensureHeader() error {
 	if c.hasID {

@@ -20,6 +20,7 @@ import (
 	"github.com/cryptfs/cryptfs/internal/control"
 	"github.com/cryptfs/cryptfs/internal/fusefs"
 	"github.com/cryptfs/cryptfs/internal/harden"
+	"github.com/cryptfs/cryptfs/internal/lowerwatch"
 	"github.com/cryptfs/cryptfs/internal/mountinfo"
 	"github.com/cryptfs/cryptfs/meta"
 )
@@ -168,6 +169,18 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		sink = fastpath.NewSink(t.fp, o.Log)
 	}
 	notifier := fuse.NewNotifier()
+	var watch *lowerwatch.Watcher
+	if o.SharedStorage {
+		// Change notification on the cipher tree (package lowerwatch):
+		// without it, outside changes show within the 1 s bound only.
+		var werr error
+		if watch, werr = lowerwatch.New(); werr != nil {
+			o.Log.Warn().Err(werr).Msg("no change notification on the cipher tree: outside changes show within the 1 s bound only")
+			watch = nil
+		} else {
+			defer watch.Close() // before fsys.Close, deferred below
+		}
+	}
 	fsys, err := fusefs.New(fusefs.Config{
 		Lower:    o.CipherDir,
 		Suite:    suite,
@@ -178,6 +191,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		Retain:   fastpath.MaxAttrs,
 		LowerFD:  o.lowerFD,
 		Shared:   o.SharedStorage,
+		Watch:    watch,
 	}, notifier)
 	if err != nil {
 		return err
@@ -280,6 +294,11 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 	o.Ready(nil)
 	sdNotify("READY=1\nSTATUS=Mounted " + o.Mountpoint + " (fast path: " + t.tier.String() + ")")
 
+	if watch != nil {
+		// Notifications only while served: the goroutine may stay
+		// blocked in one at unmount (the process ends soon after).
+		go watch.Run(fsys.LowerChanged)
+	}
 	served := make(chan struct{})
 	defer close(served)
 	if o.Idle > 0 {
@@ -304,6 +323,7 @@ func serveTier(ctx context.Context, o Options, suite *crypt.Suite, t tierChoice)
 		return fmt.Errorf("serving %s: %w", o.Mountpoint, err)
 	}
 	sdNotify("STOPPING=1")
+	fsys.LogWatchStats()
 	if o.MemProfile != "" {
 		// The heap as the mount leaves it: the inode table at its largest.
 		if f, err := os.Create(o.MemProfile); err == nil {

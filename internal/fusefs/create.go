@@ -201,5 +201,6 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 		return err
 	}
 	op.Handle = fs.addFileHandle(child, fd, true)
+	fs.pinHeader(op.Handle, fd)
 	return nil
 }

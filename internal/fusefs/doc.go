@@ -37,5 +37,8 @@
 //     Config.Shared: then changes made by anything else show within
 //     meta.SharedValidity, a file replaced by rename is looked up again
 //     rather than answered with ESTALE, and lower inodes are told apart by
-//     birth time too (shared.go).
+//     birth time too (shared.go); with Config.Watch, outside changes are
+//     pushed to the kernel as fanotify reports them (notify.go); an open
+//     descriptor whose cipher file is rewritten in place under another
+//     file ID fails with ESTALE (shared.go, headerPin).
 package fusefs

@@ -18,6 +18,11 @@ type handle struct {
 	n        *inode
 	fd       int
 	writable bool
+	// Shared mode (shared.go, headerPin): the lower file's header as
+	// this descriptor knows it, and whether its change was reported.
+	// Guarded by FS.mu.
+	pin       headerPin
+	staleSeen bool
 }
 
 // lowerOpenFlags maps the flags of an open(2) through the mount to the
@@ -80,6 +85,7 @@ func (fs *FS) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 		return err
 	}
 	op.Handle = fs.addFileHandle(n, fd, flags == unix.O_RDWR)
+	fs.pinHeader(op.Handle, fd)
 	// In shared mode the kernel keeps the file's pages only when the
 	// lower file did not change since the last open (shared.go).
 	op.KeepPageCache = fs.keepPages(n, fd)
@@ -119,6 +125,9 @@ func (fs *FS) contentOf(op string, h *handle) (c ciphertree.Content, err error) 
 		// A header that does not parse (damaged, or a format version
 		// this daemon does not read): EIO and one line naming the file.
 		return c, fs.authFailed(op, h.n, "", err)
+	}
+	if err := fs.checkHeader(op, h, &c); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -224,7 +233,9 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	if err != nil {
 		return err
 	}
+	before := pinOf(&c)
 	err = c.WriteAt(op.Data, uint64(op.Offset))
+	fs.repinHeader(h.n, before, &c)
 	fs.cache.ChangedAttr(&h.n.Node)
 	return fs.contentFailed("write", h.n, err)
 }
@@ -280,7 +291,9 @@ func (fs *FS) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
 	if err != nil {
 		return err
 	}
+	before := pinOf(&c)
 	err = c.Allocate(op.Offset, op.Length, op.Mode == unix.FALLOC_FL_KEEP_SIZE)
+	fs.repinHeader(h.n, before, &c)
 	fs.cache.ChangedAttr(&h.n.Node)
 	return fs.contentFailed("fallocate", h.n, err)
 }

@@ -177,6 +177,7 @@ func (fs *FS) freeLocked(n *inode) {
 		delete(fs.ids, k)
 	}
 	if n.dirfd >= 0 {
+		fs.unwatchDirLocked(n)
 		unix.Close(n.dirfd)
 		n.dirfd = -1
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
+	"github.com/cryptfs/cryptfs/internal/lowerwatch"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -46,6 +47,11 @@ type Config struct {
 	// change behind the daemon's back. Tier must then be Off or
 	// KernelCache, and FastPath nil.
 	Shared bool
+	// Watch, in shared mode, receives a mark for every lower directory
+	// the daemon has a node for; the caller runs it with LowerChanged as
+	// the callback once the mount is served (notify.go). Nil: no change
+	// notification (outside changes show within the validity bound).
+	Watch *lowerwatch.Watcher
 }
 
 // DefaultRetain is Config.Retain's default: the capacity of the fast
@@ -89,6 +95,11 @@ type FS struct {
 	ivs      *ivFlusher
 
 	stats *Stats
+
+	// Change notification (notify.go): nil without.
+	watch      *lowerwatch.Watcher
+	notifier   meta.Notifier
+	watchStats watchStats
 }
 
 // New opens the lower directory and prepares the file system. notifier may
@@ -129,6 +140,10 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 		ids:      make(map[devIno]uint64),
 		handles:  make(map[fuseops.HandleID]any),
 		stats:    newStats(),
+		notifier: notifier,
+	}
+	if cfg.Shared {
+		fs.watch = cfg.Watch
 	}
 	fs.retainMax = cfg.Retain
 	if fs.retainMax <= 0 {
@@ -139,6 +154,7 @@ func New(cfg Config, notifier meta.Notifier) (*FS, error) {
 	root.ID = rootID
 	fs.inodes[rootID] = root
 	fs.ids[devIno{st.Dev, st.Ino}] = rootID
+	fs.watchDirLocked(root)
 	fs.loadRootMode(fd)
 	if !fs.suite.DeterministicNames() {
 		iv, err := fs.loadDirIV(root)

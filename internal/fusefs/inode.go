@@ -170,6 +170,7 @@ func (fs *FS) remember(parent *inode, lower, plain string, st *unix.Stat_t, birt
 	}
 	if kind == unix.S_IFDIR && dirfd >= 0 && n.dirfd < 0 {
 		n.dirfd, dirfd = dirfd, -1
+		fs.watchDirLocked(n)
 	}
 	if dirfd >= 0 {
 		unix.Close(dirfd)

@@ -202,5 +202,8 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 	if err != nil {
 		return err
 	}
-	return fs.contentFailed("truncate", n, c.Truncate(size))
+	before := pinOf(&c)
+	err = c.Truncate(size)
+	fs.repinHeader(n, before, &c)
+	return fs.contentFailed("truncate", n, err)
 }

@@ -3,8 +3,10 @@ package fusefs
 import (
 	"syscall"
 
+	"github.com/jacobsa/fuse/fuseops"
 	"golang.org/x/sys/unix"
 
+	"github.com/cryptfs/cryptfs/crypt"
 	"github.com/cryptfs/cryptfs/internal/ciphertree"
 )
 
@@ -30,6 +32,12 @@ import (
 //     ENOENT when it is gone), never "Stale file handle".
 //   - The kernel's writeback cache is off (it would keep its own size of
 //     every regular file it knows, whatever the lower file says).
+//   - Outside changes are pushed to the kernel as they happen when a
+//     lowerwatch.Watcher is given (notify.go); the points above remain
+//     the bound when events are lost.
+//   - A descriptor pins its cipher file's header at open and refuses to
+//     read or write a file rewritten in place under another file ID
+//     (headerPin, below).
 
 // statAt stats name in the directory behind pfd without following a
 // symlink, and returns its birth time in nanoseconds (0 where unknown,
@@ -145,4 +153,103 @@ func (fs *FS) keepPages(n *inode, fd int) bool {
 	keep := n.stampOK && n.stamp == s
 	n.stamp, n.stampOK = s, true
 	return keep
+}
+
+// headerPin is what an open descriptor knows of its lower file's header
+// (shared mode): the file ID, or that the file was empty. A lower file
+// rewritten in place by another program while open in the mount (rsync
+// --inplace, dd conv=notrunc of another cipher file) has another file ID
+// from then on: blocks this descriptor wrote before and blocks it would
+// write after would belong to two different files, each authenticating
+// under the ID of its own header, and what the file decrypts to would be
+// a mix of the two. So in shared mode every READ, WRITE and FALLOCATE
+// compares the header it just read with the descriptor's pin, and a
+// descriptor whose file changed underneath fails with ESTALE (one log
+// line naming the file): nothing is written under the new header on the
+// strength of what was read under the old one. The pin is set at open and
+// moved by the daemon's own changes of the header (a truncation to 0, the
+// first write of an empty file), for every descriptor of the inode.
+type headerPin struct {
+	set   bool         // false: not pinned (outside shared mode, or the header did not parse at open)
+	empty bool         // the lower file had no header (empty)
+	id    crypt.FileID // the file ID, when !empty
+}
+
+func pinOf(c *ciphertree.Content) headerPin {
+	id, ok := c.ID()
+	if !ok {
+		return headerPin{set: true, empty: true} // no ID: not the one a truncation left behind
+	}
+	return headerPin{set: true, id: id}
+}
+
+// pinHeader pins the header of the lower file behind fd, just opened or
+// created as handle id (shared mode only). Call without n's lock.
+func (fs *FS) pinHeader(id fuseops.HandleID, fd int) {
+	if !fs.shared {
+		return
+	}
+	fs.mu.Lock()
+	h, ok := fs.handles[id].(*handle)
+	fs.mu.Unlock()
+	if !ok {
+		return
+	}
+	// Shared: no change of the daemon's own moves the header meanwhile
+	// (they hold the lock exclusively and move the pins they find).
+	h.n.RLock()
+	defer h.n.RUnlock()
+	var c ciphertree.Content
+	if ciphertree.LoadContent(&c, fs.suite, fd) != nil {
+		return // damaged: every read fails authentication anyway
+	}
+	fs.mu.Lock()
+	h.pin = pinOf(&c)
+	fs.mu.Unlock()
+}
+
+// checkHeader fails with ESTALE when c, just loaded for handle h, shows a
+// header other than h's pin (shared mode only).
+func (fs *FS) checkHeader(op string, h *handle, c *ciphertree.Content) error {
+	if !fs.shared {
+		return nil
+	}
+	cur := pinOf(c)
+	fs.mu.Lock()
+	pin := h.pin
+	first := pin.set && pin != cur && !h.staleSeen
+	if first {
+		h.staleSeen = true
+	}
+	fs.mu.Unlock()
+	if !pin.set || pin == cur {
+		return nil
+	}
+	if first {
+		fs.log.Error().Str("op", op).Uint64("inode", h.n.ID).Str("path", fs.lowerPath(h.n, "")).
+			Msg("the cipher file was rewritten in place by another program while open in the mount (its file ID changed): " +
+				"this descriptor refuses to read or write it (ESTALE), so that no block is mixed into the other version; open the file again")
+	}
+	return syscall.ESTALE
+}
+
+// repinHeader moves to the header c shows after a change of the daemon's
+// own the pin of every open descriptor of n that knew the header before
+// it (before): descriptors pinned to an older version stay stale. Call
+// with n's lock held exclusively, after the change.
+func (fs *FS) repinHeader(n *inode, before headerPin, c *ciphertree.Content) {
+	if !fs.shared {
+		return
+	}
+	p := pinOf(c)
+	if p == before {
+		return
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for h := range n.handles {
+		if h.pin == before {
+			h.pin = p
+		}
+	}
 }

@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cryptfs/cryptfs/fstest/cryptfstest"
+)
+
+// TestSharedStorageNotify: with change notification, an outside change
+// shows through a --shared-storage mount long before the 1 s bound, even
+// when the kernel holds fresh entries and attributes of every name it
+// touches (stat'ed right before the change): an in-place rewrite of a
+// file (a new size), a file replaced by rename, a new file, a deleted
+// file, a file renamed inside a subdirectory. Without notification each
+// would show only when the kernel's validity (1 s) ran out.
+func TestSharedStorageNotify(t *testing.T) {
+	cipher := cryptfstest.Init(t)
+	mA := sharedMount(t, cipher)
+	a := mA.Dir
+	write := func(dir, name, data string) {
+		mustDo(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
+	}
+	mustDo(t, os.Mkdir(filepath.Join(a, "sub"), 0o755))
+	write(a, "edit", "edit v1")
+	write(a, "replace", "replace v1")
+	write(a, "gone", "gone")
+	write(a, "sub/inner", "inner")
+
+	// The other machine's version of the tree.
+	other := copyTree(t, cipher)
+	mB := cryptfstest.NewMount(t, cryptfstest.MountOptions{Cipher: other})
+	b := mB.Dir
+	write(b, "edit", "edit version two, longer")
+	write(b, "replace", "replace version two, longer")
+	write(b, "new", "new file")
+	mustDo(t, os.Rename(filepath.Join(b, "sub/inner"), filepath.Join(b, "sub/moved")))
+	srcEdit := lowerPathOf(t, other, "edit")
+	srcReplace := lowerPathOf(t, other, "replace")
+	srcNew := lowerPathOf(t, other, "new")
+	srcMoved := lowerPathOf(t, other, "sub/moved")
+	cryptfstest.Unmount(t, mB)
+	read := func(p string) []byte {
+		data, err := os.ReadFile(p)
+		mustDo(t, err)
+		return data
+	}
+	edit, replace, newData, moved := read(srcEdit), read(srcReplace), read(srcNew), read(srcMoved)
+
+	dstEdit := lowerPathOf(t, cipher, "edit")
+	dstReplace := lowerPathOf(t, cipher, "replace")
+	dstGone := lowerPathOf(t, cipher, "gone")
+	dstInner := lowerPathOf(t, cipher, "sub/inner")
+	dstSub := filepath.Dir(dstInner)
+	// Names are the same on both sides (same directory IVs): place the
+	// other side's files under their own names.
+	rel := func(p string) string {
+		r, err := filepath.Rel(other, p)
+		mustDo(t, err)
+		return filepath.Join(cipher, r)
+	}
+
+	// The kernel's view, fresh: once what it holds has expired, every
+	// name involved is stat'ed, which looks it up again with a full
+	// second of validity (not read: the kernel drops a file's cached
+	// atime, so its attributes, after every READ it sends).
+	time.Sleep(sharedBound + sharedSlack)
+	for _, p := range []string{"edit", "replace", "gone", "sub/inner", "new", "sub/moved", "sub"} {
+		os.Stat(filepath.Join(a, p)) // "new" and "sub/moved": negative entries
+	}
+	before := time.Now()
+
+	// The sync client, by hand (this process is not the daemon): edit in
+	// place, replace by rename, create by rename, delete, rename.
+	f, err := os.OpenFile(dstEdit, os.O_WRONLY|os.O_TRUNC, 0)
+	mustDo(t, err)
+	_, err = f.Write(edit)
+	mustDo(t, err)
+	mustDo(t, f.Close())
+	mustDo(t, os.WriteFile(dstReplace+".tmp", replace, 0o644))
+	mustDo(t, os.Rename(dstReplace+".tmp", rel(srcReplace)))
+	mustDo(t, os.WriteFile(filepath.Join(cipher, "sync.tmp"), newData, 0o644))
+	mustDo(t, os.Rename(filepath.Join(cipher, "sync.tmp"), rel(srcNew)))
+	mustDo(t, os.Remove(dstGone))
+	mustDo(t, os.Rename(dstInner, filepath.Join(dstSub, filepath.Base(srcMoved))))
+	if !bytes.Equal(moved, read(filepath.Join(dstSub, filepath.Base(srcMoved)))) {
+		t.Fatal("sub/moved: the renamed lower file is not the other side's")
+	}
+	changed := time.Now()
+	if d := changed.Sub(before); d > 300*time.Millisecond {
+		t.Skipf("the outside changes took %v (machine overloaded): the kernel's entries would expire before notification could be told from expiry", d)
+	}
+
+	want := map[string]string{
+		"edit":      "edit version two, longer",
+		"replace":   "replace version two, longer",
+		"new":       "new file",
+		"sub/moved": "inner",
+		"gone":      "",
+		"sub/inner": "",
+	}
+	// What the mount shows now: sizes by stat (the kernel's cached
+	// attributes, unless dropped), presence by stat (cached entries).
+	state := func() string {
+		var bad []string
+		for name, content := range want {
+			st, err := os.Stat(filepath.Join(a, name))
+			switch {
+			case content == "" && !errors.Is(err, fs.ErrNotExist):
+				bad = append(bad, name+": still there")
+			case content != "" && err != nil:
+				bad = append(bad, name+": "+err.Error())
+			case content != "" && st.Size() != int64(len(content)):
+				bad = append(bad, name+": old size")
+			}
+		}
+		return strings.Join(bad, ", ")
+	}
+	const limit = 400 * time.Millisecond
+	var last string
+	for {
+		if last = state(); last == "" {
+			break
+		}
+		if time.Since(changed) > limit {
+			t.Fatalf("%v after the outside changes the mount still shows the old state (%s); the kernel's validity is %v",
+				time.Since(changed), last, sharedBound)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("the mount showed every change %v after it was made (stat'ed %v before; validity %v)",
+		time.Since(changed), changed.Sub(before), sharedBound)
+	for name, content := range want {
+		if content != "" {
+			if got := string(read(filepath.Join(a, name))); got != content {
+				t.Errorf("%s: %q, want %q", name, got, content)
+			}
+		}
+	}
+	noAuthFailures(t, mA)
+}
+
+// TestSharedStorageInPlaceRewrite: another program rewrites a cipher file
+// in place (dd conv=notrunc of another cryptfs file's ciphertext, as
+// rsync --inplace does) while the mount has it open for writing. The
+// mount's next write through that descriptor must fail (ESTALE, one log
+// line naming the file) instead of writing a block under the other
+// version's file ID, which would leave the file a mix of two versions
+// that decrypts without any error; the file then reads exactly as the
+// other program left it. So must a read through the same descriptor once
+// the kernel asks the daemon again.
+func TestSharedStorageInPlaceRewrite(t *testing.T) {
+	cipher := cryptfstest.Init(t)
+	m := sharedMount(t, cipher)
+	const size = 3 * 4096
+	mine, theirs := randBytes(1, size), randBytes(2, size)
+	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "a"), mine, 0o644))
+	mustDo(t, os.WriteFile(filepath.Join(m.Dir, "b"), theirs, 0o644))
+	lowerA, lowerB := lowerPathOf(t, cipher, "a"), lowerPathOf(t, cipher, "b")
+
+	f, err := os.OpenFile(filepath.Join(m.Dir, "a"), os.O_RDWR, 0)
+	mustDo(t, err)
+	defer f.Close()
+	buf := make([]byte, 100)
+	_, err = f.ReadAt(buf, 0)
+	mustDo(t, err)
+
+	// The other program: b's ciphertext over a's, in place (same inode).
+	other, err := os.ReadFile(lowerB)
+	mustDo(t, err)
+	w, err := os.OpenFile(lowerA, os.O_WRONLY, 0)
+	mustDo(t, err)
+	_, err = w.WriteAt(other, 0)
+	mustDo(t, err)
+	mustDo(t, w.Close())
+
+	// The mount's write of its middle block through the old descriptor.
+	_, werr := f.WriteAt(bytes.Repeat([]byte{'M'}, 4096), 4096)
+	wantErrno(t, werr, unix.ESTALE, "write through a descriptor whose cipher file was rewritten in place")
+	// A read through it, once the kernel's pages are gone (change
+	// notification drops them at once; the test waits up to the bound).
+	var rerr error
+	for start := time.Now(); time.Since(start) < sharedBound+sharedSlack; time.Sleep(20 * time.Millisecond) {
+		if _, rerr = f.ReadAt(buf, 8192); rerr != nil {
+			break
+		}
+	}
+	wantErrno(t, rerr, unix.ESTALE, "read through a descriptor whose cipher file was rewritten in place")
+	mustDo(t, f.Close())
+
+	// A new open sees the other program's version, whole.
+	checkBytes(t, readFile(t, filepath.Join(m.Dir, "a")), theirs, "a after the in-place rewrite")
+	// And writes to it normally.
+	g, err := os.OpenFile(filepath.Join(m.Dir, "a"), os.O_RDWR, 0)
+	mustDo(t, err)
+	_, err = g.WriteAt([]byte("fresh"), 0)
+	mustDo(t, err)
+	mustDo(t, g.Close())
+	checkBytes(t, readFile(t, filepath.Join(m.Dir, "a")), append([]byte("fresh"), theirs[5:]...), "a written after reopening")
+
+	if n := strings.Count(m.Log(), "rewritten in place"); n != 1 || !strings.Contains(m.Log(), lowerA) {
+		t.Errorf("want one log line naming %s, got %d:\n%s", lowerA, n, m.Log())
+	}
+	noAuthFailures(t, m)
+}
