@@ -6,7 +6,7 @@ BIN := bin/cryptfs
 FUZZTIME ?= 60s
 # Every fuzz target, as package:FuzzName.
 
-.PHONY: all build test test-uring test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest vmtest-debian kmod dkms-install clean
+.PHONY: all build test test-uring test-short stress deps lint vet staticcheck fuzz generate check-generate demo vmtest vmtest-debian bench-vm kmod dkms-install clean
 
 all: build
 
@@ -104,6 +104,13 @@ vmtest:
 # the mode CI runs. See vmtest/README.md.
 vmtest-debian:
 	vmtest/vmtest.sh --debian
+
+# make bench's workloads in small for off, kernel-cache and ebpf in the same
+# stock-kernel guest: requests per opcode and same-guest time ratios, written
+# to bench/results/bench-guest.md (the ebpf column make bench cannot measure
+# on a kernel without the cryptfs module). Not run by CI. See vmtest/README.md.
+bench-vm:
+	vmtest/vmtest.sh --debian --bench
 
 # The cryptfs fuse.ko (with cuse.ko and virtiofs.ko) for an installed
 # Debian 12 kernel: make kmod [KVER=6.1.0-NN-amd64] builds it into

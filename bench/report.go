@@ -267,7 +267,13 @@ func (r *results) markdown() string {
 		float64(r.Tree.Bytes)/(1<<20), float64(r.Tree.TarBytes)/(1<<20))
 	for _, s := range r.Systems {
 		if !s.Available {
-			p("Not measured: %s: %s\n\n", systemLabel(s.ID), s.Reason)
+			p("Not measured: %s: %s", systemLabel(s.ID), s.Reason)
+			if s.ID == "cryptfs-ebpf" {
+				// The tier needs the cryptfs FUSE module: make bench-vm
+				// measures it in the stock-kernel guest.
+				p(". The ebpf tier beside off and kernel-cache in Debian's stock kernel with the cryptfs module, in a qemu guest (request counts, same-guest time ratios): `bench/results/bench-guest.md` (`make bench-vm`)")
+			}
+			p("\n\n")
 		}
 	}
 

@@ -28,6 +28,9 @@
 #              in the kernel-cache and ebpf tiers: identical trees, and the
 #              requests each sends to the daemon (vmtest/workload)
 #   coherence  the coherence stress in the ebpf tier (vmtest/workload)
+#   bench      (only when asked for: make bench-vm) make bench's workloads
+#              in small in the off, kernel-cache and ebpf tiers, and their
+#              table of requests and same-guest time ratios (vmtest/workload)
 #
 # VMTEST_META_FLAGS adds flags to `workload meta` (vmtest.sh --quick: a
 # smaller tree). Each stage runs under a time limit (fstest and meta 2400 s,
@@ -190,6 +193,9 @@ for s in $stages; do
 		;;
 	untar) run_stage untar 1800 workload untar -bin /bin/cryptfs ${VMTEST_UNTAR_FLAGS:-} ;;
 	coherence) run_stage coherence 300 workload coherence -bin /bin/cryptfs -tier ebpf ;;
+	# Not in the default list: `make bench-vm` (vmtest.sh --bench) asks for it.
+	# shellcheck disable=SC2086 # VMTEST_BENCH_FLAGS is a list of flags
+	bench) run_stage bench 3600 workload bench -bin /bin/cryptfs ${VMTEST_BENCH_FLAGS:-} ;;
 	*)
 		echo "=== unknown stage $s"
 		failed="$failed $s"

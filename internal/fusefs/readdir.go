@@ -33,15 +33,21 @@ func (fs *FS) OpenDir(ctx context.Context, op *fuseops.OpenDirOp) error {
 		return err
 	}
 	op.Handle = fs.addHandle(&dirHandle{n: n})
-	if fs.cache.Tier() == meta.KernelCache && !fs.shared {
+	if fs.cache.Tier() != meta.Off && !fs.shared {
 		// The kernel may keep the listing in the directory's page cache
 		// and serve later listings from it: it drops the cache itself on
 		// every change it makes to the directory (create, unlink, rename,
 		// link, mkdir, rmdir bump the inode's version), and the lower
 		// directory changes only through the daemon (docs/fast-path.md);
-		// InvalidateInode of the directory drops it too. Without it every
-		// ls lists, decrypts and stats the whole lower directory again.
-		// Not in shared mode, whose lower directories change outside.
+		// InvalidateInode of the directory drops it too, and so does a
+		// GETATTR answer (the daemon's or the program's) with another
+		// mtime. Without it every ls lists, decrypts and stats the whole
+		// lower directory again: in the ebpf tier, whose zero validity
+		// is about attributes and entries, not listings, rm -rf of a
+		// listed tree sent two READDIRPLUS per directory that the
+		// kernel-cache tier does not (issue 17). Not in shared mode,
+		// whose lower directories change outside, nor in off, the
+		// baseline that caches nothing.
 		op.CacheDir, op.KeepCache = true, true
 	}
 	return nil

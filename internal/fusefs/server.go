@@ -163,11 +163,18 @@ func (r *reader) stalled() {
 		return // finished in time after all
 	}
 	if r.queue < 0 {
-		if !r.inline.CompareAndSwap(seq, 0) {
-			return // finished in time after all
-		}
+		// Count the request in flight before claiming it: once the swap
+		// succeeds, the reader that serves it may finish at once and
+		// take it off (serveHere's wg.Done), which must never come
+		// before this Add (a negative WaitGroup counter panics; seen
+		// under qemu TCG at load 18).
 		r.s.wg.Add(1)
 		r.inflight.Add(1)
+		if !r.inline.CompareAndSwap(seq, 0) {
+			r.inflight.Add(-1)
+			r.s.wg.Done()
+			return // finished in time after all
+		}
 	}
 	e := r.s.fs.log.Debug()
 	if r.s.stalls.Add(1) == 1 {

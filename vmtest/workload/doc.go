@@ -65,4 +65,22 @@
 // for stale facts of a deleted file served for a new one (first seen as
 // fstest symlink failures in the guest); on any kernel, -tier ebpf
 // -mount-flags=--bpf-shadow checks the daemon's side of it.
+//
+// # untar
+//
+// busybox tar -xf of a source-like archive and rm -rf of it per tier
+// (default kernel-cache, ebpf): identical trees, the requests per opcode
+// of each, and with -max-ratio the issue 17 target (untar.go).
+//
+// # bench
+//
+// make bench's workloads in small, for make bench-vm (bench.go): per tier
+// (default off, kernel-cache, ebpf), on a fresh cipher directory, a
+// streaming write with fsync, its cold read, tar -xf of the source-like
+// archive, lstat of every entry warm and cold, ls -lR, rm -rf, and empty
+// files created; per workload the requests per opcode that reached the
+// daemon and the wall time. Every tier must see the same results. It
+// prints a markdown table between "=== bench table" and "=== end", which
+// vmtest.sh writes to bench/results/bench-guest.md; times are reported
+// only as ratios to the first tier's in the same run.
 package main

@@ -10,6 +10,7 @@ const usage = `usage: workload meta [flags]        the metadata workload and its
        workload coherence [flags]   the coherence stress
        workload reuse [flags]       facts of deleted files never show on new ones
        workload untar [flags]       requests of tar -xf and rm -rf per tier
+       workload bench [flags]       make bench's workloads in small, per tier, and their table
        workload CMD -h              the flags of CMD`
 
 func main() {
@@ -22,6 +23,7 @@ func main() {
 		"coherence":        runCoherence,
 		"reuse":            runReuse,
 		"untar":            runUntar,
+		"bench":            runBench,
 		"coherence-writer": runWriter, // internal: one writer process
 		"coherence-reader": runReader, // internal: one reader process
 	}
