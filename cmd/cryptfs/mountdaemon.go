@@ -58,23 +58,16 @@ func startBackground(e env, m *mountFlags, cipherDir, mnt string, k keys) error 
 		return err
 	}
 	argv := []string{"mount", "--internal-daemon", "--fast-path", m.fastPath, "--transport", m.transport, "--poll", m.poll, "--log-file", logPath}
-	if m.readOnly {
-		argv = append(argv, "--ro")
-	}
-	if m.allowOther {
-		argv = append(argv, "--allow-other")
-	}
-	if m.debug {
-		argv = append(argv, "--debug")
-	}
-	if m.bpfShadow {
-		argv = append(argv, "--bpf-shadow")
-	}
-	if m.reverse {
-		argv = append(argv, "--reverse")
-	}
-	if m.shared {
-		argv = append(argv, "--shared-storage")
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{
+		{m.readOnly, "--ro"}, {m.allowOther, "--allow-other"}, {m.debug, "--debug"},
+		{m.bpfShadow, "--bpf-shadow"}, {m.reverse, "--reverse"}, {m.shared, "--shared-storage"},
+	} {
+		if f.on {
+			argv = append(argv, f.flag)
+		}
 	}
 	if m.cpuProfile != "" {
 		argv = append(argv, "--cpuprofile", m.cpuProfile)

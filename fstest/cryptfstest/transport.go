@@ -18,15 +18,7 @@ const URingParam = "/sys/module/fuse/parameters/enable_uring"
 // o.Transport, else $CRYPTFS_TRANSPORT ("" for cryptfs's default). A
 // --transport in o.Args wins over both.
 func (o MountOptions) transport() string {
-	for _, a := range o.Args {
-		if a == "--transport" || strings.HasPrefix(a, "--transport=") {
-			return ""
-		}
-	}
-	if o.Transport != "" {
-		return o.Transport
-	}
-	return os.Getenv(TransportEnv)
+	return o.forced("--transport", o.Transport, TransportEnv)
 }
 
 // URingOffered reports whether the kernel offers FUSE over io_uring to a
