@@ -97,6 +97,7 @@ func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
 		return false, err
 	}
 	err = chmodFd(fd, mode&^kill)
+	fs.ownChanged(n, fd)
 	release()
 	if err != nil {
 		return false, err
@@ -135,6 +136,7 @@ func (fs *FS) changeAttrs(ctx context.Context, n *inode, h *handle, op *fuseops.
 		return err
 	}
 	defer release()
+	defer fs.ownChanged(n, fd) // the ctime moved (shared mode)
 	if fs.asRoot && (op.Mode != nil || op.Uid != nil || op.Gid != nil) {
 		if uid, _ := caller(ctx); uid != 0 {
 			var st unix.Stat_t
@@ -205,5 +207,6 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 	before := pinOf(&c)
 	err = c.Truncate(size)
 	fs.repinHeader(n, before, &c)
+	fs.ownChanged(n, fd)
 	return fs.contentFailed("truncate", n, err)
 }

@@ -243,6 +243,7 @@ func (fs *FS) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
 	err = fs.xattrPath(n, func(path string) error {
 		return unix.Setxattr(path, lname, sealed, int(op.Flags))
 	})
+	fs.ownChanged(n, -1) // the ctime moved (shared mode)
 	fs.cache.ChangedXattr(&n.Node, op.Name)
 	fs.cache.ChangedAttr(&n.Node) // ctime
 	if err != nil {
@@ -277,6 +278,7 @@ func (fs *FS) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error 
 	n.Lock()
 	defer n.Unlock()
 	err = fs.xattrPath(n, func(path string) error { return unix.Removexattr(path, lname) })
+	fs.ownChanged(n, -1) // the ctime moved (shared mode)
 	fs.cache.ChangedXattr(&n.Node, op.Name)
 	fs.cache.ChangedAttr(&n.Node)
 	if err != nil {
