@@ -224,7 +224,24 @@ func TestSharedStorageInPlaceRewrite(t *testing.T) {
 // which would decrypt without any error as a mix of the two; so must a
 // read through it, and the file then reads exactly as the other program
 // left it.
+//
+// The same when the mount makes a change of its own to the file (a chmod,
+// an xattr) after the other program's and before its next write: that
+// change must not pass the other program's off as the mount's.
 func TestSharedStorageInPlaceSameID(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		between func(path string) error // through the mount, after the rewrite
+	}{
+		{"write", func(string) error { return nil }},
+		{"chmod then write", func(path string) error { return os.Chmod(path, 0o600) }},
+		{"setxattr then write", func(path string) error { return unix.Setxattr(path, "user.k", []byte("v"), 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testInPlaceSameID(t, tc.between) })
+	}
+}
+
+func testInPlaceSameID(t *testing.T, between func(path string) error) {
 	cipher := cryptfstest.Init(t)
 	m := sharedMount(t, cipher)
 	const size = 3 * 4096
@@ -269,6 +286,9 @@ func TestSharedStorageInPlaceSameID(t *testing.T) {
 
 	// The other program: the other version over this one, in place.
 	rewriteInPlace(t, lowerA, theirsCipher)
+	mustDo(t, between(path))
+	theirsCipher, err = os.ReadFile(lowerA)
+	mustDo(t, err)
 
 	// The mount's write of its last block through the old descriptor.
 	_, werr := f.WriteAt(bytes.Repeat([]byte{'N'}, 4096), 8192)

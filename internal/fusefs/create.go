@@ -151,6 +151,7 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 	if err != nil {
 		return err
 	}
+	fs.ownChanging(t, ofd)
 	err = unix.Linkat(unix.AT_FDCWD, ciphertree.ProcFd(ofd), c.pfd, c.lower, unix.AT_SYMLINK_FOLLOW)
 	fs.ownChanged(t, ofd) // the ctime moved (shared mode)
 	unix.Close(ofd)

@@ -96,6 +96,7 @@ func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	fs.ownChanging(n, fd)
 	err = chmodFd(fd, mode&^kill)
 	fs.ownChanged(n, fd)
 	release()
@@ -136,6 +137,7 @@ func (fs *FS) changeAttrs(ctx context.Context, n *inode, h *handle, op *fuseops.
 		return err
 	}
 	defer release()
+	fs.ownChanging(n, fd)
 	defer fs.ownChanged(n, fd) // the ctime moved (shared mode)
 	if fs.asRoot && (op.Mode != nil || op.Uid != nil || op.Gid != nil) {
 		if uid, _ := caller(ctx); uid != 0 {
@@ -200,6 +202,7 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 		}
 		defer unix.Close(fd)
 	}
+	fs.ownChanging(n, fd)
 	c, err := fs.contentOf("truncate", &handle{n: n, fd: fd})
 	if err != nil {
 		return err

@@ -325,31 +325,11 @@ func (fs *FS) checkCtime(op string, h *handle) error {
 		return nil
 	}
 	n := h.n
-	fs.mu.Lock()
-	gen := n.ownGen
-	fs.mu.Unlock()
-	cur, err := lowerCtime(h.fd)
-	if err != nil {
+	if err := fs.outsideChange(n, h.fd); err != nil {
 		return err
 	}
 	fs.mu.Lock()
 	stale := h.outdated
-	if !stale {
-		switch {
-		case !n.ownSet:
-			// The daemon could not stat the file after a change
-			// of its own (ownChanged): start again from here.
-			n.own, n.ownSet = cur, true
-		case cur == n.own, n.ownBusy > 0, n.ownGen != gen:
-			// Unchanged, or a rename or unlink of the daemon's own
-			// moved the ctime (ownEnd moves the stamp).
-		default:
-			for o := range n.handles {
-				o.outdated = true
-			}
-			stale = true
-		}
-	}
 	first := stale && !h.staleSeen
 	if first {
 		h.staleSeen = true
@@ -364,6 +344,68 @@ func (fs *FS) checkCtime(op string, h *handle) error {
 		return syscall.ESTALE
 	}
 	return nil
+}
+
+// outsideChange stats the lower file of n through fd and, when it changed
+// since the daemon last changed or saw it, marks every descriptor of n
+// then open stale (they fail their next request: checkCtime). Shared mode
+// only; call with n's lock held, shared or exclusive.
+func (fs *FS) outsideChange(n *inode, fd int) error {
+	if !fs.shared || n.kind != unix.S_IFREG {
+		return nil
+	}
+	fs.mu.Lock()
+	gen, pinned := n.ownGen, len(n.handles) > 0
+	fs.mu.Unlock()
+	if !pinned {
+		return nil
+	}
+	cur, err := lowerCtime(fd)
+	if err != nil {
+		return err
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	switch {
+	case !n.ownSet:
+		// The daemon could not stat the file after a change of its
+		// own (ownChanged): start again from here.
+		n.own, n.ownSet = cur, true
+	case cur == n.own, n.ownBusy > 0, n.ownGen != gen:
+		// Unchanged, or a rename or unlink of the daemon's own moved
+		// the ctime (ownEnd moves the stamp).
+	default:
+		for o := range n.handles {
+			o.outdated = true
+		}
+	}
+	return nil
+}
+
+// ownChanging is called before a change of the daemon's own to n's lower
+// file made with n's lock held exclusively, through fd (-1: a descriptor
+// opened by name for the purpose): an outside change before it marks n's
+// descriptors stale rather than pass for the daemon's own (ownChanged,
+// after the change). Shared mode only, and only with descriptors open.
+func (fs *FS) ownChanging(n *inode, fd int) {
+	if !fs.shared || n.kind != unix.S_IFREG {
+		return
+	}
+	fs.mu.Lock()
+	pinned := len(n.handles) > 0
+	fs.mu.Unlock()
+	if !pinned {
+		return
+	}
+	if fd < 0 {
+		pfd, err := fs.open(n, unix.O_PATH)
+		if err != nil {
+			return
+		}
+		defer unix.Close(pfd)
+		fd = pfd
+	}
+	fs.outsideChange(n, fd)
 }
 
 // ownChanged moves n's ctimeStamp after a change of the daemon's own to

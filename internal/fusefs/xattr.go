@@ -240,6 +240,7 @@ func (fs *FS) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
 	}
 	n.Lock()
 	defer n.Unlock()
+	fs.ownChanging(n, -1)
 	err = fs.xattrPath(n, func(path string) error {
 		return unix.Setxattr(path, lname, sealed, int(op.Flags))
 	})
@@ -277,6 +278,7 @@ func (fs *FS) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error 
 	}
 	n.Lock()
 	defer n.Unlock()
+	fs.ownChanging(n, -1)
 	err = fs.xattrPath(n, func(path string) error { return unix.Removexattr(path, lname) })
 	fs.ownChanged(n, -1) // the ctime moved (shared mode)
 	fs.cache.ChangedXattr(&n.Node, op.Name)
