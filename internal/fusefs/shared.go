@@ -37,7 +37,8 @@ import (
 //     the bound when events are lost.
 //   - A descriptor pins its cipher file's header at open and refuses to
 //     read or write a file rewritten in place under another file ID
-//     (headerPin, below).
+//     (headerPin, below), or changed by another program under the same
+//     one (ctimeStamp, below).
 
 // statAt stats name in the directory behind pfd without following a
 // symlink, and returns its birth time in nanoseconds (0 where unknown,
@@ -275,7 +276,9 @@ func (fs *FS) repinHeader(n *inode, before headerPin, c *ciphertree.Content) {
 // and its stat after the change, or during a rename or unlink of one of
 // the file's names), and one that lands in the same timestamp tick as the
 // daemon's own last change and keeps the size (on kernels without
-// multigrain timestamps, 6.13, a tick is a jiffy).
+// multigrain timestamps, 6.13, a tick is a jiffy). The stamp never moves
+// back, so a wall clock stepped back between two own changes gives a
+// false ESTALE, never a mix.
 type ctimeStamp struct {
 	ctime int64 // ns
 	size  int64
