@@ -151,7 +151,9 @@ func (fs *FS) CreateLink(ctx context.Context, op *fuseops.CreateLinkOp) (err err
 	if err != nil {
 		return err
 	}
+	fs.ownChanging(t, ofd)
 	err = unix.Linkat(unix.AT_FDCWD, ciphertree.ProcFd(ofd), c.pfd, c.lower, unix.AT_SYMLINK_FOLLOW)
+	fs.ownChanged(t, ofd) // the ctime moved (shared mode)
 	unix.Close(ofd)
 	if err != nil {
 		return err
@@ -202,5 +204,6 @@ func (fs *FS) CreateFile(ctx context.Context, op *fuseops.CreateFileOp) (err err
 	}
 	op.Handle = fs.addFileHandle(child, fd, true)
 	fs.pinHeader(op.Handle, fd)
+	fs.pinCtime(op.Handle, child, fd)
 	return nil
 }

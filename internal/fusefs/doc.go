@@ -40,5 +40,6 @@
 //     birth time too (shared.go); with Config.Watch, outside changes are
 //     pushed to the kernel as fanotify reports them (notify.go); an open
 //     descriptor whose cipher file is rewritten in place under another
-//     file ID fails with ESTALE (shared.go, headerPin).
+//     file ID, or changed by another program under the same one (its
+//     ctime moved), fails with ESTALE (shared.go, headerPin, ctimeStamp).
 package fusefs

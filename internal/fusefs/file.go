@@ -23,6 +23,11 @@ type handle struct {
 	// Guarded by FS.mu.
 	pin       headerPin
 	staleSeen bool
+	// Shared mode (shared.go, ctimeStamp): the descriptor checks the
+	// lower file's ctime, and another program changed the file while it
+	// was open. Guarded by FS.mu.
+	ctimePinned bool
+	outdated    bool
 }
 
 // lowerOpenFlags maps the flags of an open(2) through the mount to the
@@ -86,6 +91,7 @@ func (fs *FS) OpenFile(ctx context.Context, op *fuseops.OpenFileOp) error {
 	}
 	op.Handle = fs.addFileHandle(n, fd, flags == unix.O_RDWR)
 	fs.pinHeader(op.Handle, fd)
+	fs.pinCtime(op.Handle, n, fd)
 	// In shared mode the kernel keeps the file's pages only when the
 	// lower file did not change since the last open (shared.go).
 	op.KeepPageCache = fs.keepPages(n, fd)
@@ -127,6 +133,9 @@ func (fs *FS) contentOf(op string, h *handle) (c ciphertree.Content, err error) 
 		return c, fs.authFailed(op, h.n, "", err)
 	}
 	if err := fs.checkHeader(op, h, &c); err != nil {
+		return c, err
+	}
+	if err := fs.checkCtime(op, h); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -236,6 +245,7 @@ func (fs *FS) WriteFile(ctx context.Context, op *fuseops.WriteFileOp) error {
 	before := pinOf(&c)
 	err = c.WriteAt(op.Data, uint64(op.Offset))
 	fs.repinHeader(h.n, before, &c)
+	fs.ownChanged(h.n, h.fd)
 	fs.cache.ChangedAttr(&h.n.Node)
 	return fs.contentFailed("write", h.n, err)
 }
@@ -294,6 +304,7 @@ func (fs *FS) Fallocate(ctx context.Context, op *fuseops.FallocateOp) error {
 	before := pinOf(&c)
 	err = c.Allocate(op.Offset, op.Length, op.Mode == unix.FALLOC_FL_KEEP_SIZE)
 	fs.repinHeader(h.n, before, &c)
+	fs.ownChanged(h.n, h.fd)
 	fs.cache.ChangedAttr(&h.n.Node)
 	return fs.contentFailed("fallocate", h.n, err)
 }

@@ -30,6 +30,13 @@ type inode struct {
 	birth   int64
 	stamp   stamp
 	stampOK bool
+	// The lower file's ctime and size after the daemon's last own change
+	// (ctimeStamp); own changes in flight without the node lock, and a
+	// count moved at their start and end.
+	own     ctimeStamp
+	ownSet  bool
+	ownBusy int
+	ownGen  uint64
 
 	// Guarded by FS.mu.
 	refs       uint64 // kernel references: LOOKUP-like replies and served lookups minus FORGETs

@@ -59,7 +59,16 @@ func (fs *FS) remove(parent fuseops.InodeID, name string, dir bool) error {
 		if isDir {
 			return syscall.EISDIR
 		}
-		if err := unix.Unlinkat(pfd, lower, 0); err != nil {
+		// The ctime of the file moves: not another program's change
+		// for its open descriptors (shared mode).
+		var own *inode
+		if fs.shared {
+			own = fs.known(&st)
+		}
+		fs.ownBegin(own)
+		err := unix.Unlinkat(pfd, lower, 0)
+		fs.ownEnd(own)
+		if err != nil {
 			return err
 		}
 	}

@@ -90,7 +90,21 @@ func (fs *FS) Rename(ctx context.Context, op *fuseops.RenameOp) error {
 			return fs.internalFailed("rename", np, crypt.SidecarName(newLower), err)
 		}
 	}
-	if err := unix.Renameat(opfd, oldLower, npfd, newLower); err != nil {
+	// The ctimes of the file and of the one it replaces move: not
+	// another program's change for their open descriptors (shared mode).
+	var ownSrc, ownDst *inode
+	if fs.shared {
+		ownSrc = fs.known(&src)
+		if dstExists {
+			ownDst = fs.known(&dst)
+		}
+	}
+	fs.ownBegin(ownSrc)
+	fs.ownBegin(ownDst)
+	err = unix.Renameat(opfd, oldLower, npfd, newLower)
+	fs.ownEnd(ownSrc)
+	fs.ownEnd(ownDst)
+	if err != nil {
 		if newLong && !dstExists {
 			fs.removeSidecar(npfd, newLower)
 		}

@@ -96,7 +96,9 @@ func (fs *FS) killSuidgid(n *inode, h *handle, mode uint32) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	fs.ownChanging(n, fd)
 	err = chmodFd(fd, mode&^kill)
+	fs.ownChanged(n, fd)
 	release()
 	if err != nil {
 		return false, err
@@ -135,6 +137,8 @@ func (fs *FS) changeAttrs(ctx context.Context, n *inode, h *handle, op *fuseops.
 		return err
 	}
 	defer release()
+	fs.ownChanging(n, fd)
+	defer fs.ownChanged(n, fd) // the ctime moved (shared mode)
 	if fs.asRoot && (op.Mode != nil || op.Uid != nil || op.Gid != nil) {
 		if uid, _ := caller(ctx); uid != 0 {
 			var st unix.Stat_t
@@ -198,6 +202,7 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 		}
 		defer unix.Close(fd)
 	}
+	fs.ownChanging(n, fd)
 	c, err := fs.contentOf("truncate", &handle{n: n, fd: fd})
 	if err != nil {
 		return err
@@ -205,5 +210,6 @@ func (fs *FS) truncate(n *inode, h *handle, size uint64) error {
 	before := pinOf(&c)
 	err = c.Truncate(size)
 	fs.repinHeader(n, before, &c)
+	fs.ownChanged(n, fd)
 	return fs.contentFailed("truncate", n, err)
 }

@@ -37,7 +37,8 @@ import (
 //     the bound when events are lost.
 //   - A descriptor pins its cipher file's header at open and refuses to
 //     read or write a file rewritten in place under another file ID
-//     (headerPin, below).
+//     (headerPin, below), or changed by another program under the same
+//     one (ctimeStamp, below).
 
 // statAt stats name in the directory behind pfd without following a
 // symlink, and returns its birth time in nanoseconds (0 where unknown,
@@ -252,4 +253,223 @@ func (fs *FS) repinHeader(n *inode, before headerPin, c *ciphertree.Content) {
 			h.pin = p
 		}
 	}
+}
+
+// ctimeStamp is what a lower regular file's change time and size were
+// when the daemon last changed it or saw it unchanged (shared mode). A
+// sync client that rewrites a cipher file in place keeping its header
+// (rsync --inplace bringing the other machine's newer version of the same
+// file, whose cryptfs kept the file ID while it changed blocks in place)
+// passes headerPin; it cannot leave the ctime as it was, since no program
+// can set a ctime (rsync puts the mtime back, the kernel stamps the ctime
+// of that too). So in shared mode every READ, WRITE and FALLOCATE through
+// a descriptor compares the lower file's ctime and size with the node's
+// ctimeStamp, which the daemon moves after each change of its own to the
+// file (content, truncation, mode, owner, times, xattrs, names), and a
+// change it did not make fails the request with ESTALE and one log line
+// naming the file, as a header change does. Every descriptor of the node
+// that was open then stays stale; descriptors opened later start from the
+// file as it is.
+//
+// What passes unseen: an outside change that lands while one of the
+// daemon's own changes of the same file is in flight (between its check
+// and its stat after the change, or during a rename or unlink of one of
+// the file's names), and one that lands in the same timestamp tick as the
+// daemon's own last change and keeps the size (on kernels without
+// multigrain timestamps, 6.13, a tick is a jiffy). The stamp never moves
+// back, so a wall clock stepped back between two own changes gives a
+// false ESTALE, never a mix.
+type ctimeStamp struct {
+	ctime int64 // ns
+	size  int64
+}
+
+func lowerCtime(fd int) (ctimeStamp, error) {
+	var st unix.Stat_t
+	if err := ciphertree.Fstat(fd, &st); err != nil {
+		return ctimeStamp{}, err
+	}
+	return ctimeStamp{ctime: st.Ctim.Nano(), size: st.Size}, nil
+}
+
+// pinCtime records the lower file's ctimeStamp on n for h, just opened on
+// fd (shared mode only). An outside change since the daemon last looked
+// leaves n's other descriptors stale.
+func (fs *FS) pinCtime(id fuseops.HandleID, n *inode, fd int) {
+	if !fs.shared {
+		return
+	}
+	n.RLock() // no change of the daemon's own in flight but rename's, unlink's
+	defer n.RUnlock()
+	fs.mu.Lock()
+	gen := n.ownGen
+	fs.mu.Unlock()
+	cur, err := lowerCtime(fd)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	h, ok := fs.handles[id].(*handle)
+	if !ok || err != nil {
+		return
+	}
+	if n.ownSet && cur != n.own && n.ownBusy == 0 && n.ownGen == gen {
+		for o := range n.handles {
+			o.outdated = true
+		}
+	}
+	n.own, n.ownSet = cur, true
+	h.outdated, h.ctimePinned = false, true
+}
+
+// checkCtime fails with ESTALE when the lower file behind h changed since
+// the daemon last changed or saw it (shared mode only). Call with n's
+// lock held, shared or exclusive.
+func (fs *FS) checkCtime(op string, h *handle) error {
+	if !fs.shared || !h.ctimePinned {
+		return nil
+	}
+	n := h.n
+	if err := fs.outsideChange(n, h.fd); err != nil {
+		return err
+	}
+	fs.mu.Lock()
+	stale := h.outdated
+	first := stale && !h.staleSeen
+	if first {
+		h.staleSeen = true
+	}
+	fs.mu.Unlock()
+	if first {
+		fs.log.Error().Str("op", op).Uint64("inode", n.ID).Str("path", fs.lowerPath(n, "")).
+			Msg("the cipher file was changed in place by another program while open in the mount (its ctime moved, its file ID did not): " +
+				"this descriptor refuses to read or write it (ESTALE), so that no block is mixed into the other version; open the file again")
+	}
+	if stale {
+		return syscall.ESTALE
+	}
+	return nil
+}
+
+// outsideChange stats the lower file of n through fd and, when it changed
+// since the daemon last changed or saw it, marks every descriptor of n
+// then open stale (they fail their next request: checkCtime). Shared mode
+// only; call with n's lock held, shared or exclusive.
+func (fs *FS) outsideChange(n *inode, fd int) error {
+	if !fs.shared || n.kind != unix.S_IFREG {
+		return nil
+	}
+	fs.mu.Lock()
+	gen, pinned := n.ownGen, len(n.handles) > 0
+	fs.mu.Unlock()
+	if !pinned {
+		return nil
+	}
+	cur, err := lowerCtime(fd)
+	if err != nil {
+		return err
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	switch {
+	case !n.ownSet:
+		// The daemon could not stat the file after a change of its
+		// own (ownChanged): start again from here.
+		n.own, n.ownSet = cur, true
+	case cur == n.own, n.ownBusy > 0, n.ownGen != gen:
+		// Unchanged, or a rename or unlink of the daemon's own moved
+		// the ctime (ownEnd moves the stamp).
+	default:
+		for o := range n.handles {
+			o.outdated = true
+		}
+	}
+	return nil
+}
+
+// ownChanging is called before a change of the daemon's own to n's lower
+// file made with n's lock held exclusively, through fd (-1: a descriptor
+// opened by name for the purpose): an outside change before it marks n's
+// descriptors stale rather than pass for the daemon's own (ownChanged,
+// after the change). Shared mode only, and only with descriptors open.
+func (fs *FS) ownChanging(n *inode, fd int) {
+	if !fs.shared || n.kind != unix.S_IFREG {
+		return
+	}
+	fs.mu.Lock()
+	pinned := len(n.handles) > 0
+	fs.mu.Unlock()
+	if !pinned {
+		return
+	}
+	if fd < 0 {
+		pfd, err := fs.open(n, unix.O_PATH)
+		if err != nil {
+			return
+		}
+		defer unix.Close(pfd)
+		fd = pfd
+	}
+	fs.outsideChange(n, fd)
+}
+
+// ownChanged moves n's ctimeStamp after a change of the daemon's own to
+// the lower file, stating it through fd (-1: a descriptor opened by name
+// for the purpose). Call with n's lock held exclusively, or between
+// ownBegin and ownEnd. Nothing to do when no descriptor is open (the next
+// open stamps the file) or outside shared mode.
+func (fs *FS) ownChanged(n *inode, fd int) {
+	if !fs.shared || n.kind != unix.S_IFREG {
+		return
+	}
+	fs.mu.Lock()
+	pinned := n.ownSet && len(n.handles) > 0
+	fs.mu.Unlock()
+	if !pinned {
+		return
+	}
+	if fd < 0 {
+		pfd, err := fs.open(n, unix.O_PATH)
+		if err != nil {
+			fs.mu.Lock()
+			n.ownSet = false // the next check starts from the file as it is then
+			fs.mu.Unlock()
+			return
+		}
+		defer unix.Close(pfd)
+		fd = pfd
+	}
+	cur, err := lowerCtime(fd)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	switch {
+	case err != nil:
+		n.ownSet = false
+	case cur.ctime >= n.own.ctime:
+		// Not older: two changes of the daemon's own (a rename and a
+		// write) may stat in the other order.
+		n.own = cur
+	}
+}
+
+// ownBegin and ownEnd bracket a change of the daemon's own to n's lower
+// inode made without n's lock (rename, unlink of one of its names), so
+// that a concurrent check does not take its ctime for another program's.
+func (fs *FS) ownBegin(n *inode) {
+	if n == nil || !fs.shared {
+		return
+	}
+	fs.mu.Lock()
+	n.ownBusy++
+	n.ownGen++
+	fs.mu.Unlock()
+}
+
+func (fs *FS) ownEnd(n *inode) {
+	if n == nil || !fs.shared {
+		return
+	}
+	fs.ownChanged(n, -1)
+	fs.mu.Lock()
+	n.ownBusy--
+	n.ownGen++
+	fs.mu.Unlock()
 }

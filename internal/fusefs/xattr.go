@@ -240,9 +240,11 @@ func (fs *FS) SetXattr(ctx context.Context, op *fuseops.SetXattrOp) error {
 	}
 	n.Lock()
 	defer n.Unlock()
+	fs.ownChanging(n, -1)
 	err = fs.xattrPath(n, func(path string) error {
 		return unix.Setxattr(path, lname, sealed, int(op.Flags))
 	})
+	fs.ownChanged(n, -1) // the ctime moved (shared mode)
 	fs.cache.ChangedXattr(&n.Node, op.Name)
 	fs.cache.ChangedAttr(&n.Node) // ctime
 	if err != nil {
@@ -276,7 +278,9 @@ func (fs *FS) RemoveXattr(ctx context.Context, op *fuseops.RemoveXattrOp) error 
 	}
 	n.Lock()
 	defer n.Unlock()
+	fs.ownChanging(n, -1)
 	err = fs.xattrPath(n, func(path string) error { return unix.Removexattr(path, lname) })
+	fs.ownChanged(n, -1) // the ctime moved (shared mode)
 	fs.cache.ChangedXattr(&n.Node, op.Name)
 	fs.cache.ChangedAttr(&n.Node)
 	if err != nil {
