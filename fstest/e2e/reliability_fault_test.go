@@ -75,7 +75,9 @@ func alive(t *testing.T, m *cryptfstest.Mount, after string) {
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(m.Dir, &st); err != nil {
-		t.Fatalf("after %s: the mount does not answer: %v", after, err)
+		// Say why: a daemon that died a moment ago (a panic) has not been
+		// reaped yet, and its log tells.
+		t.Fatalf("after %s: the mount does not answer: %v; the daemon's log:\n%s", after, err, tail(m.Log(), 30))
 	}
 	probe := filepath.Join(m.Dir, "alive-probe")
 	data := []byte("still here: " + after)
