@@ -143,8 +143,7 @@ func newTestUser(t *testing.T) *testUser {
 	u := &testUser{Name: name, Home: "/home/" + name, Password: "Pw-" + randName("") + "-" + randName("")}
 	// Directories the test may create on the way, removed at the end
 	// when empty (outermost last).
-	for _, d := range []string{"/etc/cryptfs", "/etc/cryptfs/home", "/home/.cryptfs", "/home/.cryptfs/.migrations",
-		"/run/cryptfs", "/run/cryptfs/sessions", "/run/cryptfs/migrate"} {
+	for _, d := range systemDirs {
 		removeIfCreated(t, d)
 	}
 	if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", name).CombinedOutput(); err != nil {
