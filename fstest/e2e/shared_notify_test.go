@@ -178,24 +178,11 @@ func TestSharedStorageInPlaceRewrite(t *testing.T) {
 	// The other program: b's ciphertext over a's, in place (same inode).
 	other, err := os.ReadFile(lowerB)
 	mustDo(t, err)
-	w, err := os.OpenFile(lowerA, os.O_WRONLY, 0)
-	mustDo(t, err)
-	_, err = w.WriteAt(other, 0)
-	mustDo(t, err)
-	mustDo(t, w.Close())
+	rewriteInPlace(t, lowerA, other)
 
-	// The mount's write of its middle block through the old descriptor.
-	_, werr := f.WriteAt(bytes.Repeat([]byte{'M'}, 4096), 4096)
-	wantErrno(t, werr, unix.ESTALE, "write through a descriptor whose cipher file was rewritten in place")
-	// A read through it, once the kernel's pages are gone (change
-	// notification drops them at once; the test waits up to the bound).
-	var rerr error
-	for start := time.Now(); time.Since(start) < sharedBound+sharedSlack; time.Sleep(20 * time.Millisecond) {
-		if _, rerr = f.ReadAt(buf, 8192); rerr != nil {
-			break
-		}
-	}
-	wantErrno(t, rerr, unix.ESTALE, "read through a descriptor whose cipher file was rewritten in place")
+	// The mount's write of its middle block through the old descriptor,
+	// then a read through it.
+	wantStaleDescriptor(t, f, 'M', 4096, 8192, "a descriptor whose cipher file was rewritten in place")
 	mustDo(t, f.Close())
 
 	// A new open sees the other program's version, whole.
@@ -291,15 +278,7 @@ func testInPlaceSameID(t *testing.T, between func(path string) error) {
 	mustDo(t, err)
 
 	// The mount's write of its last block through the old descriptor.
-	_, werr := f.WriteAt(bytes.Repeat([]byte{'N'}, 4096), 8192)
-	wantErrno(t, werr, unix.ESTALE, "write through a descriptor whose cipher file was changed in place (same file ID)")
-	var rerr error
-	for start := time.Now(); time.Since(start) < sharedBound+sharedSlack; time.Sleep(20 * time.Millisecond) {
-		if _, rerr = f.ReadAt(buf, 4096); rerr != nil {
-			break
-		}
-	}
-	wantErrno(t, rerr, unix.ESTALE, "read through a descriptor whose cipher file was changed in place (same file ID)")
+	wantStaleDescriptor(t, f, 'N', 8192, 4096, "a descriptor whose cipher file was changed in place (same file ID)")
 	mustDo(t, f.Close())
 
 	// Not a mix: the other program's version, whole, byte for byte.
@@ -332,6 +311,24 @@ func testInPlaceSameID(t *testing.T, between func(path string) error) {
 
 // rewriteInPlace writes data over the file at path from offset 0 without
 // truncating it or replacing its inode, as rsync --inplace does.
+// wantStaleDescriptor checks that f, whose cipher file another program
+// changed in place, fails a write of one block of b at writeOff with
+// ESTALE, and a read at readOff too once the kernel's pages are gone
+// (change notification drops them at once; it waits up to the bound).
+func wantStaleDescriptor(t *testing.T, f *os.File, b byte, writeOff, readOff int64, what string) {
+	t.Helper()
+	_, werr := f.WriteAt(bytes.Repeat([]byte{b}, 4096), writeOff)
+	wantErrno(t, werr, unix.ESTALE, "write through %s", what)
+	buf := make([]byte, 100)
+	var rerr error
+	for start := time.Now(); time.Since(start) < sharedBound+sharedSlack; time.Sleep(20 * time.Millisecond) {
+		if _, rerr = f.ReadAt(buf, readOff); rerr != nil {
+			break
+		}
+	}
+	wantErrno(t, rerr, unix.ESTALE, "read through %s", what)
+}
+
 func rewriteInPlace(t *testing.T, path string, data []byte) {
 	t.Helper()
 	w, err := os.OpenFile(path, os.O_WRONLY, 0)
