@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,6 +139,28 @@ const fuseSuperMagic = 0x65735546
 // maxHandoff bounds what the daemon reads after the key.
 const maxHandoff = 64 << 10
 
+// readHandoff reads what a parent hands a child process through a pipe:
+// the master key, then at most maxHandoff bytes of JSON into v (unknown
+// fields refused). On error the key read so far is wiped and nil returned.
+func readHandoff(r io.Reader, v any) ([]byte, error) {
+	master := make([]byte, crypt.KeyLen)
+	if _, err := io.ReadFull(r, master); err != nil {
+		wipe(master)
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(r, maxHandoff))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(rest))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+	}
+	if err != nil {
+		wipe(master)
+		return nil, err
+	}
+	return master, nil
+}
+
 // runDaemonChild is the background daemon: the key and the format's
 // options come on fd 3, the outcome of mounting goes to fd 4.
 func runDaemonChild(m *mountFlags, mode daemon.Mode, cipherDir, mnt string) error {
@@ -155,21 +178,10 @@ func runDaemonChild(m *mountFlags, mode daemon.Mode, cipherDir, mnt string) erro
 		status = nil
 	}
 	keyFile := os.NewFile(keyFD, "key")
-	master := make([]byte, crypt.KeyLen)
-	_, err := io.ReadFull(keyFile, master)
 	var opts crypt.Options
-	if err == nil {
-		var handoff []byte
-		handoff, err = io.ReadAll(io.LimitReader(keyFile, maxHandoff))
-		if err == nil {
-			dec := json.NewDecoder(strings.NewReader(string(handoff)))
-			dec.DisallowUnknownFields()
-			err = dec.Decode(&opts)
-		}
-	}
+	master, err := readHandoff(keyFile, &opts)
 	keyFile.Close()
 	if err != nil {
-		wipe(master)
 		err = fmt.Errorf("read the key from the parent: %w", err)
 		report(err, "")
 		return err

@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/cryptfs/cryptfs/crypt"
@@ -87,18 +85,8 @@ func (m *mountFlags) unlockInChild(e env, cipherDir, mnt string) (keys, error) {
 		return keys{}, fmt.Errorf("start the unlock: %w", err)
 	}
 	keyW.Close()
-	master := make([]byte, crypt.KeyLen)
-	_, rerr := io.ReadFull(keyR, master)
 	var msg unlockMessage
-	if rerr == nil {
-		var rest []byte
-		rest, rerr = io.ReadAll(io.LimitReader(keyR, maxHandoff))
-		if rerr == nil {
-			dec := json.NewDecoder(strings.NewReader(string(rest)))
-			dec.DisallowUnknownFields()
-			rerr = dec.Decode(&msg)
-		}
-	}
+	master, rerr := readHandoff(keyR, &msg)
 	werr := cmd.Wait()
 	var ee *exec.ExitError
 	switch {
@@ -109,7 +97,6 @@ func (m *mountFlags) unlockInChild(e env, cipherDir, mnt string) (keys, error) {
 		wipe(master)
 		return keys{}, fmt.Errorf("unlock: %w", werr)
 	case rerr != nil:
-		wipe(master)
 		return keys{}, fmt.Errorf("read the key from the unlock: %w", rerr)
 	}
 	return keys{master: master, crypt: msg.Crypt, recovered: msg.Recovered}, nil
