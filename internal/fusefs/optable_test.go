@@ -105,3 +105,32 @@ func TestUnknownOp(t *testing.T) {
 		t.Errorf("unknown request answered %v, want ENOSYS", err)
 	}
 }
+
+// TestQuickFor: metadata requests, and reads and writes of at most
+// smallIO bytes, may be served on the reader; larger transfers, listings
+// and syncs always get a goroutine; FORGETs are always on the reader.
+func TestQuickFor(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		op    any
+		quick bool
+	}{
+		{"lookup", &fuseops.LookUpInodeOp{}, true},
+		{"unlink", &fuseops.UnlinkOp{}, true},
+		{"read 4 KiB", &fuseops.ReadFileOp{Size: 4096}, true},
+		{"read smallIO", &fuseops.ReadFileOp{Size: smallIO}, true},
+		{"read smallIO+1", &fuseops.ReadFileOp{Size: smallIO + 1}, false},
+		{"read 1 MiB", &fuseops.ReadFileOp{Size: 1 << 20}, false},
+		{"write 1 byte", &fuseops.WriteFileOp{Data: make([]byte, 1)}, true},
+		{"write smallIO", &fuseops.WriteFileOp{Data: make([]byte, smallIO)}, true},
+		{"write 128 KiB", &fuseops.WriteFileOp{Data: make([]byte, 128<<10)}, false},
+		{"readdirplus", &fuseops.ReadDirPlusOp{}, false},
+		{"fsync", &fuseops.SyncFileOp{}, false},
+		{"fallocate", &fuseops.FallocateOp{}, false},
+		{"forget", &fuseops.ForgetInodeOp{}, false},
+	} {
+		if got := describe(c.op).quickFor(c.op); got != c.quick {
+			t.Errorf("%s: quickFor = %v, want %v", c.name, got, c.quick)
+		}
+	}
+}

@@ -17,11 +17,13 @@ import (
 )
 
 // Server returns the fuse.Server that dispatches the kernel's requests to
-// fs through opTable: cheap requests are answered on the goroutine that
-// read them (from the metadata cache where it can, see fast.go; FORGETs
-// always), the others in goroutines of their own; each error reaches the
-// kernel as a bare errno (jacobsa/fuse turns anything else into EIO), and
-// a panic fails that one request with EIO instead of killing the mount.
+// fs through opTable: cheap requests (metadata, and reads and writes of at
+// most smallIO bytes) are answered on the goroutine that read them when
+// nothing else is being served (from the metadata cache where it can, see
+// fast.go; FORGETs always), the others in goroutines of their own; each
+// error reaches the kernel as a bare errno (jacobsa/fuse turns anything
+// else into EIO), and a panic fails that one request with EIO instead of
+// killing the mount.
 //
 // A request the reader serves itself may touch the lower directory, and
 // lower I/O can stall (a hung network file system, a disk spinning up):
@@ -115,7 +117,7 @@ func (r *reader) loop() {
 				continue
 			}
 		}
-		if d.where == quick && r.inflight.Load() == 0 {
+		if d.quickFor(op) && r.inflight.Load() == 0 {
 			// Nothing else is being served: a goroutine would add a
 			// hand-off and buy no parallelism.
 			if !r.serveHere(ctx, op, d) {
