@@ -113,6 +113,9 @@ both.`,
 		}
 		u.register(sub)
 		sub.Flags().BoolVar(&offline, "offline", false, "unlock the tree here even when it is mounted")
+		// Flags come before CIPHERDIR: after it every argument is a path,
+		// and an encrypted name may begin with '-' (base64url).
+		sub.Flags().SetInterspersed(false)
 		c.AddCommand(sub)
 	}
 	return c
