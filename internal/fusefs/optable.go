@@ -60,8 +60,8 @@ func (d *opDesc) quickFor(op any) bool {
 // smallIO is the most data a READ or WRITE may move to be served like a
 // quick request: on the reader when nothing else is being served. A
 // 4 KiB random read or a small file's only block then costs one thread
-// hand-off less (the goroutine's wakeup on another thread was a sixth of
-// the daemon's CPU per READ in make bench's random reads); larger
+// hand-off less (futex waits and the Go scheduler were a quarter of the
+// daemon's CPU in make bench's random reads, docs/performance.md); larger
 // transfers keep their goroutine, so that the reader goes on reading
 // while their blocks are opened or sealed on both cores. The stall timer
 // covers a small request as any quick one (a cold block on a slow disk).
