@@ -22,15 +22,18 @@ import (
 //     leave no heap copies (crypto/hmac and x/crypto/hkdf keep both in
 //     heap state nobody can wipe); the stack they used is overwritten
 //     before New returns (scrubStack).
-//   - Key derivation and reverse mode's keyed BLAKE2b (reverse.go, prf)
-//     run with signals blocked (harden.NoSignals): a signal frame saves
-//     the thread's registers, where the keys pass, on its signal stack.
+//   - Key derivation, the name ciphers (names.go: seal, open; a listing's
+//     names in batches, DecryptNames) and reverse mode's keyed BLAKE2b
+//     (reverse.go, prf) run with signals blocked (harden.NoSignals): a
+//     signal frame saves the thread's registers, where the keys pass, on
+//     its signal stack.
 //   - What remains outside our control: per-block keys (HChaCha20 of a
 //     subkey and a nonce, one block's worth) in x/crypto's per-operation
 //     structs, freed without wiping; subkey words the compiler may spill to
 //     a goroutine's stack during an operation, or that a signal frame
-//     saves while the ciphers of every block and name run (those run with
-//     signals allowed: two system calls per operation); and plaintext in
+//     saves while the AEAD of a content block, attribute value or symlink
+//     target runs (those run with signals allowed: two system calls per
+//     block would cost more than the block's cipher); and plaintext in
 //     request buffers.
 
 // nKeys is the number of subkeys a Suite holds: every purpose but the key

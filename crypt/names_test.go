@@ -428,3 +428,70 @@ func TestIsReserved(t *testing.T) {
 		}
 	}
 }
+
+// TestDecryptNamesMatchesDecryptName: the batch gives, name for name,
+// what DecryptName gives, across more than one block of names and with
+// good, tampered and foreign names mixed; after Wipe every name fails
+// with ErrWiped.
+func TestDecryptNamesMatchesDecryptName(t *testing.T) {
+	s := fixedSuite(t, Options{})
+	iv, _ := NewDirIV()
+	other, _ := NewDirIV()
+	var encoded []string
+	for i := range 2*namesPerBlock + 7 {
+		name := testNames[i%len(testNames)]
+		enc, err := s.EncryptName(iv, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 5 {
+		case 1: // tampered: one character changed
+			b := []byte(enc)
+			b[len(b)/2] = flipB64(b[len(b)/2])
+			enc = string(b)
+		case 2: // a name of another directory
+			enc, _ = s.EncryptName(other, name)
+		case 3: // not an encrypted name at all
+			enc = "notes.txt"
+		}
+		encoded = append(encoded, enc)
+	}
+	names, errs := s.DecryptNames(iv, encoded)
+	if len(names) != len(encoded) || len(errs) != len(encoded) {
+		t.Fatalf("DecryptNames: %d names, %d errors for %d inputs", len(names), len(errs), len(encoded))
+	}
+	good, wantGood := 0, 0
+	for i, enc := range encoded {
+		want, wantErr := s.DecryptName(iv, enc)
+		if names[i] != want || (errs[i] == nil) != (wantErr == nil) || (wantErr != nil && errs[i].Error() != wantErr.Error()) {
+			t.Fatalf("name %d (%q): DecryptNames gave %q, %v; DecryptName gives %q, %v", i, enc, names[i], errs[i], want, wantErr)
+		}
+		if wantErr != nil && !errors.Is(errs[i], ErrAuth) {
+			t.Fatalf("name %d (%q): %v does not wrap ErrAuth", i, enc, errs[i])
+		}
+		if wantErr == nil {
+			good++
+		}
+		if i%5 == 0 || i%5 == 4 {
+			wantGood++
+		}
+	}
+	if good != wantGood {
+		t.Fatalf("%d names decrypted, want %d (the untouched ones)", good, wantGood)
+	}
+	s.Wipe()
+	_, errs = s.DecryptNames(iv, encoded[:3])
+	for i, err := range errs {
+		if !errors.Is(err, ErrWiped) {
+			t.Fatalf("after Wipe, name %d: %v, want ErrWiped", i, err)
+		}
+	}
+}
+
+// flipB64 returns a different base64url character.
+func flipB64(c byte) byte {
+	if c == 'A' {
+		return 'B'
+	}
+	return 'A'
+}

@@ -132,29 +132,39 @@ func ListDir(s *crypt.Suite, dfd int, iv crypt.DirIV, atRoot bool) (*Listing, er
 	l := &Listing{}
 	var all []Entry
 	ordinary := map[string]bool{}
+	type dirent struct {
+		ino uint64
+		typ uint8
+	}
+	var lowers []string
+	var ents []dirent
 	err := ReadDir(dfd, func(lower string, ino uint64, typ uint8) bool {
-		if crypt.IsReserved(lower, atRoot) {
-			return true
+		if !crypt.IsReserved(lower, atRoot) {
+			lowers = append(lowers, lower)
+			ents = append(ents, dirent{ino, typ})
 		}
-		name, err := DecodeName(s, dfd, iv, lower)
-		if err == nil {
-			ordinary[name] = true
-			all = append(all, Entry{Name: name, Lower: lower, Ino: ino, Type: typ})
-			return true
-		}
-		c, cerr := DecodeConflict(s, dfd, iv, lower)
-		if cerr != nil {
-			if !errors.Is(cerr, ErrNotConflict) {
-				err = cerr // a reading authenticated; say why it is not shown
-			}
-			l.Bad = append(l.Bad, BadEntry{Lower: lower, Ino: ino, Type: typ, Err: err})
-			return true
-		}
-		all = append(all, Entry{Name: c.Name, Lower: lower, Ino: ino, Type: typ, Conflict: &c})
 		return true
 	})
 	if err != nil {
 		return nil, err
+	}
+	names, errs := DecodeNames(s, dfd, iv, lowers)
+	for i, lower := range lowers {
+		ino, typ, why := ents[i].ino, ents[i].typ, errs[i]
+		if why == nil {
+			ordinary[names[i]] = true
+			all = append(all, Entry{Name: names[i], Lower: lower, Ino: ino, Type: typ})
+			continue
+		}
+		c, cerr := DecodeConflict(s, dfd, iv, lower)
+		if cerr == nil {
+			all = append(all, Entry{Name: c.Name, Lower: lower, Ino: ino, Type: typ, Conflict: &c})
+			continue
+		}
+		if !errors.Is(cerr, ErrNotConflict) {
+			why = cerr // a reading authenticated; say why it is not shown
+		}
+		l.Bad = append(l.Bad, BadEntry{Lower: lower, Ino: ino, Type: typ, Err: why})
 	}
 	// Among conflict copies with one name, the lower name sorting first.
 	first := map[string]string{}

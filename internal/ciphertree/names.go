@@ -76,14 +76,45 @@ func ReadSidecar(dfd int, longLower string) (string, error) {
 // A name that is not an encrypted name at all (a file added to the tree
 // from outside) fails like a tampered one: the error wraps crypt.ErrAuth.
 func DecodeName(s *crypt.Suite, dfd int, iv crypt.DirIV, lower string) (string, error) {
-	encoded := lower
-	if crypt.IsLongName(lower) {
-		var err error
-		if encoded, err = ReadSidecar(dfd, lower); err != nil {
-			return "", err
-		}
-	} else if strings.ContainsRune(lower, '.') {
-		return "", fmt.Errorf("not an encrypted name (a file added to the cipher tree from outside, e.g. a sync tool's conflict copy?): %w", crypt.ErrAuth)
+	encoded, err := encodedName(dfd, lower)
+	if err != nil {
+		return "", err
 	}
 	return s.DecryptName(iv, encoded)
+}
+
+// DecodeNames is DecodeName for many entries of one directory, with the
+// names decrypted in a batch (crypt.Suite.DecryptNames, which blocks
+// signals once per batch instead of once per name).
+func DecodeNames(s *crypt.Suite, dfd int, iv crypt.DirIV, lowers []string) ([]string, []error) {
+	errs := make([]error, len(lowers))
+	encoded := make([]string, 0, len(lowers))
+	at := make([]int, 0, len(lowers)) // encoded[k] is lowers[at[k]]'s
+	for i, lower := range lowers {
+		enc, err := encodedName(dfd, lower)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		encoded = append(encoded, enc)
+		at = append(at, i)
+	}
+	names := make([]string, len(lowers))
+	plain, perrs := s.DecryptNames(iv, encoded)
+	for k, i := range at {
+		names[i], errs[i] = plain[k], perrs[k]
+	}
+	return names, errs
+}
+
+// encodedName returns the encoded name lower entry lower stands for: lower
+// itself, or a long name's sidecar.
+func encodedName(dfd int, lower string) (string, error) {
+	if crypt.IsLongName(lower) {
+		return ReadSidecar(dfd, lower)
+	}
+	if strings.ContainsRune(lower, '.') {
+		return "", fmt.Errorf("not an encrypted name (a file added to the cipher tree from outside, e.g. a sync tool's conflict copy?): %w", crypt.ErrAuth)
+	}
+	return lower, nil
 }

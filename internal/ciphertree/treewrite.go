@@ -35,24 +35,27 @@ func (t *Tree) ReadDir(plain string) ([]DirEntry, error) {
 		return nil, fmt.Errorf("%s: name IV: %w", plain, err)
 	}
 	atRoot := len(split(plain)) == 0
-	var out []DirEntry
+	var lowers []string
 	err = ReadDir(dfd, func(lower string, _ uint64, _ uint8) bool {
-		if crypt.IsReserved(lower, atRoot) {
-			return true
+		if !crypt.IsReserved(lower, atRoot) {
+			lowers = append(lowers, lower)
 		}
-		e := DirEntry{Lower: lower}
-		e.Name, e.NameErr = DecodeName(t.s, dfd, iv, lower)
-		if err := unix.Fstatat(dfd, lower, &e.Stat, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err == unix.ENOENT {
-				return true // removed meanwhile
-			}
-			e.NameErr = fmt.Errorf("stat: %w", err)
-		}
-		out = append(out, e)
 		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", plain, err)
+	}
+	names, errs := DecodeNames(t.s, dfd, iv, lowers)
+	out := make([]DirEntry, 0, len(lowers))
+	for i, lower := range lowers {
+		e := DirEntry{Lower: lower, Name: names[i], NameErr: errs[i]}
+		if err := unix.Fstatat(dfd, lower, &e.Stat, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue // removed meanwhile
+			}
+			e.NameErr = fmt.Errorf("stat: %w", err)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
