@@ -3,6 +3,7 @@ package ciphertree
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -46,6 +47,20 @@ func OpenContent(s *crypt.Suite, fd int) (*Content, error) {
 // stack: the daemon loads one per READ and WRITE, and a Content on the heap
 // was an allocation per request.
 func LoadContent(c *Content, s *crypt.Suite, fd int) error {
+	return loadContent(c, s, fd, nil)
+}
+
+// LoadContentCached is LoadContent that takes the file ID from hc instead
+// of reading the header again when the lower file's stat is the one hc
+// saw it at (the same inode, size, mtime and ctime), and records what it
+// reads in hc otherwise. The caller forgets hc whenever it changes the
+// file itself (HeaderCache.Forget), since a change within one tick of a
+// coarse clock can leave all four alike.
+func LoadContentCached(c *Content, s *crypt.Suite, fd int, hc *HeaderCache) error {
+	return loadContent(c, s, fd, hc)
+}
+
+func loadContent(c *Content, s *crypt.Suite, fd int, hc *HeaderCache) error {
 	var st unix.Stat_t
 	if err := Fstat(fd, &st); err != nil {
 		return fmt.Errorf("fstat: %w", err)
@@ -59,13 +74,52 @@ func LoadContent(c *Content, s *crypt.Suite, fd int) error {
 	if st.Size == 0 {
 		return nil
 	}
+	if hc != nil {
+		if id, ok := hc.lookup(&st); ok {
+			c.id, c.hasID = id, true
+			return nil
+		}
+	}
 	id, err := ReadHeader(fd)
 	if err != nil {
 		return err
 	}
 	c.id, c.hasID = id, true
+	if hc != nil {
+		hc.store(&st, id)
+	}
 	return nil
 }
+
+// HeaderCache remembers the file ID in one lower file's header with the
+// stat it was read at, so that a READ of an unchanged file costs one
+// pread (its block) instead of two. The zero value is empty; it is safe
+// for concurrent use.
+type HeaderCache struct{ p atomic.Pointer[headerSeen] }
+
+type headerSeen struct {
+	dev, ino   uint64
+	size       int64
+	mtim, ctim unix.Timespec
+	id         crypt.FileID
+}
+
+func (hc *HeaderCache) lookup(st *unix.Stat_t) (crypt.FileID, bool) {
+	h := hc.p.Load()
+	if h == nil || h.dev != st.Dev || h.ino != st.Ino || h.size != st.Size || h.mtim != st.Mtim || h.ctim != st.Ctim {
+		return crypt.FileID{}, false
+	}
+	return h.id, true
+}
+
+func (hc *HeaderCache) store(st *unix.Stat_t, id crypt.FileID) {
+	hc.p.Store(&headerSeen{dev: st.Dev, ino: st.Ino, size: st.Size, mtim: st.Mtim, ctim: st.Ctim, id: id})
+}
+
+// Forget empties hc: call it when changing the file (under the lock that
+// keeps readers out), so that no reader trusts a stat that a change in
+// the same clock tick left as it was.
+func (hc *HeaderCache) Forget() { hc.p.Store(nil) }
 
 // Size returns the plaintext size.
 func (c *Content) Size() uint64 { return c.size }

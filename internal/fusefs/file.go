@@ -121,9 +121,25 @@ func (fs *FS) ReleaseFileHandle(ctx context.Context, op *fuseops.ReleaseFileHand
 }
 
 // contentOf loads the content state of an open file (a value: it stays on
-// the caller's stack). Call with the inode lock held.
+// the caller's stack). Call with the inode lock held: shared for "read",
+// exclusive for every other op, which may change the file.
+//
+// The file ID comes from the inode's header cache when the lower file's
+// stat has not moved since its header was read (a READ then costs one
+// pread, its block's). An op that may change the file empties the cache
+// first: under the exclusive lock no reader can refill it before the
+// change is done. In shared mode the header is read every time, since
+// another program may rewrite the file (checkHeader).
 func (fs *FS) contentOf(op string, h *handle) (c ciphertree.Content, err error) {
-	if err := ciphertree.LoadContent(&c, fs.suite, h.fd); err != nil {
+	if fs.shared {
+		err = ciphertree.LoadContent(&c, fs.suite, h.fd)
+	} else {
+		err = ciphertree.LoadContentCached(&c, fs.suite, h.fd, &h.n.header)
+		if op != "read" {
+			h.n.header.Forget()
+		}
+	}
+	if err != nil {
 		var e syscall.Errno
 		if errors.As(err, &e) {
 			return c, err

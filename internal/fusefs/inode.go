@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cryptfs/cryptfs/crypt"
+	"github.com/cryptfs/cryptfs/internal/ciphertree"
 	"github.com/cryptfs/cryptfs/meta"
 )
 
@@ -24,6 +25,9 @@ type inode struct {
 	kind uint32 // S_IFMT bits of the lower file
 	dev  uint64
 	ino  uint64
+
+	// header caches a regular file's file ID for READs (contentOf).
+	header ciphertree.HeaderCache
 
 	// Shared storage (shared.go), guarded by FS.mu: the lower inode's
 	// birth time in ns (0: unknown), and its stamp at the last open.
