@@ -1,11 +1,9 @@
 package crypt
 
 import (
-	"bufio"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,8 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/cryptfs/cryptfs/internal/harden"
 )
 
 // The signal-frame test: the kernel saves a thread's registers, vector
@@ -31,12 +27,6 @@ import (
 // last frame is a snapshot taken somewhere inside a name operation.
 
 const memSignalsChildEnv = "CRYPT_MEMORY_SIGNALS_TEST_MASTER"
-
-func init() {
-	if m, ok := os.LookupEnv(memSignalsChildEnv); ok {
-		os.Exit(memSignalsChild(m))
-	}
-}
 
 const (
 	signalWorkers = 16
@@ -135,50 +125,26 @@ func TestNameKeysNotInSignalFrames(t *testing.T) {
 		}
 		needles = append(needles, k)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for child := range 3 {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), memSignalsChildEnv+"="+hex.EncodeToString(master))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() || lines.Text() != "used" {
-			t.Fatalf("child %d: %q, want \"used\"", child, lines.Text())
-		}
-		waitStopped(t, cmd.Process.Pid)
-		hits, err := harden.FindInProcess(cmd.Process.Pid, needles)
-		if err != nil {
-			t.Skipf("skipping: cannot read the child's memory: %v", err)
-		}
+	for i := range 3 {
+		child := startMemChild(t, memSignalsChildEnv, master)
+		child.await("used")
 		count := make([]int, len(needles))
 		var outside []string
-		for _, h := range hits {
+		for _, h := range child.find(needles) {
 			count[h.Needle]++
 			if !h.Mapping.HasFlag("dd") {
 				outside = append(outside, fmt.Sprintf("%s at %#x in %q", watched[h.Needle], h.Addr, h.Mapping.Path))
 			}
 		}
 		if len(outside) > 0 {
-			t.Errorf("child %d: name subkeys outside the keyring: %s", child, strings.Join(outside, "; "))
+			t.Errorf("child %d: name subkeys outside the keyring: %s", i, strings.Join(outside, "; "))
 		}
-		for i, n := range count {
+		for j, n := range count {
 			if n != 1 {
-				t.Errorf("child %d: %s found %d times, want once (in the keyring)", child, watched[i], n)
+				t.Errorf("child %d: %s found %d times, want once (in the keyring)", i, watched[j], n)
 			}
 		}
-		cmd.Process.Signal(syscall.SIGCONT)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("child %d: %v", child, err)
-		}
+		child.resume()
+		child.wait()
 	}
 }

@@ -23,9 +23,18 @@ import (
 
 const memChildEnv = "CRYPT_MEMORY_TEST_MASTER"
 
+// memChildren maps the environment variable that makes this test binary
+// a memory test's child to that child's function (the master key in hex).
+var memChildren = map[string]func(masterHex string) int{
+	memChildEnv:        memChild,
+	memSignalsChildEnv: memSignalsChild,
+}
+
 func init() {
-	if m, ok := os.LookupEnv(memChildEnv); ok {
-		os.Exit(memChild(m))
+	for env, child := range memChildren {
+		if m, ok := os.LookupEnv(env); ok {
+			os.Exit(child(m))
+		}
 	}
 }
 
@@ -162,31 +171,10 @@ func TestKeysInMemory(t *testing.T) {
 		needles = append(needles, k)
 		names = append(names, p)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), memChildEnv+"="+hex.EncodeToString(master))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewScanner(out)
+	child := startMemChild(t, memChildEnv, master)
 	for _, phase := range []string{"used", "wiped"} {
-		if !lines.Scan() || lines.Text() != phase {
-			t.Fatalf("child: %q, want %q", lines.Text(), phase)
-		}
-		waitStopped(t, cmd.Process.Pid)
-		hits, err := harden.FindInProcess(cmd.Process.Pid, needles)
-		if err != nil {
-			t.Skipf("skipping: cannot read the child's memory: %v", err)
-		}
+		child.await(phase)
+		hits := child.find(needles)
 		count := make([]int, len(needles))
 		for _, h := range hits {
 			count[h.Needle]++
@@ -204,9 +192,68 @@ func TestKeysInMemory(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %v", phase, count)
-		cmd.Process.Signal(syscall.SIGCONT)
+		child.resume()
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("child: %v", err)
+	child.wait()
+}
+
+// memChildProc is a child process of this test binary that runs a memory
+// test's child function (chosen by an environment variable) and stops
+// itself at each phase for the parent to look.
+type memChildProc struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+}
+
+// startMemChild starts the child, with the master key in hex in env.
+func startMemChild(t *testing.T, env string, master []byte) *memChildProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+hex.EncodeToString(master))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return &memChildProc{t: t, cmd: cmd, lines: bufio.NewScanner(out)}
+}
+
+// await reads the child's next line, which must be phase, and waits until
+// the child has stopped itself.
+func (c *memChildProc) await(phase string) {
+	c.t.Helper()
+	if !c.lines.Scan() || c.lines.Text() != phase {
+		c.t.Fatalf("child: %q, want %q", c.lines.Text(), phase)
+	}
+	waitStopped(c.t, c.cmd.Process.Pid)
+}
+
+// find looks for needles in the stopped child's memory; it skips the test
+// when that memory cannot be read.
+func (c *memChildProc) find(needles [][]byte) []harden.Hit {
+	c.t.Helper()
+	hits, err := harden.FindInProcess(c.cmd.Process.Pid, needles)
+	if err != nil {
+		c.t.Skipf("skipping: cannot read the child's memory: %v", err)
+	}
+	return hits
+}
+
+func (c *memChildProc) resume() { c.cmd.Process.Signal(syscall.SIGCONT) }
+
+// wait waits for the child to exit and fails the test if it did not exit 0.
+func (c *memChildProc) wait() {
+	c.t.Helper()
+	if err := c.cmd.Wait(); err != nil {
+		c.t.Fatalf("child: %v", err)
 	}
 }
