@@ -3,7 +3,7 @@ package ciphertree
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -94,8 +94,12 @@ func loadContent(c *Content, s *crypt.Suite, fd int, hc *HeaderCache) error {
 // HeaderCache remembers the file ID in one lower file's header with the
 // stat it was read at, so that a READ of an unchanged file costs one
 // pread (its block) instead of two. The zero value is empty; it is safe
-// for concurrent use.
-type HeaderCache struct{ p atomic.Pointer[headerSeen] }
+// for concurrent use and does not allocate.
+type HeaderCache struct {
+	mu   sync.Mutex
+	seen headerSeen
+	ok   bool
+}
 
 type headerSeen struct {
 	dev, ino   uint64
@@ -105,21 +109,30 @@ type headerSeen struct {
 }
 
 func (hc *HeaderCache) lookup(st *unix.Stat_t) (crypt.FileID, bool) {
-	h := hc.p.Load()
-	if h == nil || h.dev != st.Dev || h.ino != st.Ino || h.size != st.Size || h.mtim != st.Mtim || h.ctim != st.Ctim {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	h := &hc.seen
+	if !hc.ok || h.dev != st.Dev || h.ino != st.Ino || h.size != st.Size || h.mtim != st.Mtim || h.ctim != st.Ctim {
 		return crypt.FileID{}, false
 	}
 	return h.id, true
 }
 
 func (hc *HeaderCache) store(st *unix.Stat_t, id crypt.FileID) {
-	hc.p.Store(&headerSeen{dev: st.Dev, ino: st.Ino, size: st.Size, mtim: st.Mtim, ctim: st.Ctim, id: id})
+	hc.mu.Lock()
+	hc.seen = headerSeen{dev: st.Dev, ino: st.Ino, size: st.Size, mtim: st.Mtim, ctim: st.Ctim, id: id}
+	hc.ok = true
+	hc.mu.Unlock()
 }
 
 // Forget empties hc: call it when changing the file (under the lock that
 // keeps readers out), so that no reader trusts a stat that a change in
 // the same clock tick left as it was.
-func (hc *HeaderCache) Forget() { hc.p.Store(nil) }
+func (hc *HeaderCache) Forget() {
+	hc.mu.Lock()
+	hc.ok = false
+	hc.mu.Unlock()
+}
 
 // Size returns the plaintext size.
 func (c *Content) Size() uint64 { return c.size }

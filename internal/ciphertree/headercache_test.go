@@ -93,3 +93,32 @@ func statOf(t *testing.T, fd int) *unix.Stat_t {
 	}
 	return &st
 }
+
+// TestHeaderCacheZeroAllocs: neither a READ's load through a warm cache
+// nor a refill after Forget allocates.
+func TestHeaderCacheZeroAllocs(t *testing.T) {
+	s := testSuite(t)
+	fd, _ := openLower(t)
+	c, err := OpenContent(s, fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteAt([]byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var hc HeaderCache
+	var got Content
+	for name, forget := range map[string]bool{"warm": false, "after Forget": true} {
+		allocs := testing.AllocsPerRun(100, func() {
+			if forget {
+				hc.Forget()
+			}
+			if err := LoadContentCached(&got, s, fd, &hc); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per load, want 0", name, allocs)
+		}
+	}
+}
