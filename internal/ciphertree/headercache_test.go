@@ -94,8 +94,10 @@ func statOf(t *testing.T, fd int) *unix.Stat_t {
 	return &st
 }
 
-// TestHeaderCacheZeroAllocs: neither a READ's load through a warm cache
-// nor a refill after Forget allocates.
+// TestHeaderCacheZeroAllocs: a READ's load through a warm cache does not
+// allocate, and a refill after Forget allocates nothing beyond what
+// reading the header allocates by itself (nothing, except under -race,
+// whose instrumentation moves ReadHeader's buffer to the heap).
 func TestHeaderCacheZeroAllocs(t *testing.T) {
 	s := testSuite(t)
 	fd, _ := openLower(t)
@@ -106,19 +108,31 @@ func TestHeaderCacheZeroAllocs(t *testing.T) {
 	if err := c.WriteAt([]byte("hello"), 0); err != nil {
 		t.Fatal(err)
 	}
+	header := testing.AllocsPerRun(100, func() {
+		if _, err := ReadHeader(fd); err != nil {
+			t.Fatal(err)
+		}
+	})
 	var hc HeaderCache
 	var got Content
-	for name, forget := range map[string]bool{"warm": false, "after Forget": true} {
+	for _, tc := range []struct {
+		name   string
+		forget bool
+		max    float64
+	}{
+		{"warm", false, 0},
+		{"after Forget", true, header},
+	} {
 		allocs := testing.AllocsPerRun(100, func() {
-			if forget {
+			if tc.forget {
 				hc.Forget()
 			}
 			if err := LoadContentCached(&got, s, fd, &hc); err != nil {
 				t.Fatal(err)
 			}
 		})
-		if allocs != 0 {
-			t.Errorf("%s: %.1f allocations per load, want 0", name, allocs)
+		if allocs > tc.max {
+			t.Errorf("%s: %.1f allocations per load, want at most %.1f (reading the header alone: %.1f)", tc.name, allocs, tc.max, header)
 		}
 	}
 }
