@@ -132,39 +132,26 @@ func ListDir(s *crypt.Suite, dfd int, iv crypt.DirIV, atRoot bool) (*Listing, er
 	l := &Listing{}
 	var all []Entry
 	ordinary := map[string]bool{}
-	type dirent struct {
-		ino uint64
-		typ uint8
-	}
-	var lowers []string
-	var ents []dirent
-	err := ReadDir(dfd, func(lower string, ino uint64, typ uint8) bool {
-		if !crypt.IsReserved(lower, atRoot) {
-			lowers = append(lowers, lower)
-			ents = append(ents, dirent{ino, typ})
-		}
-		return true
-	})
+	ents, err := readDecoded(s, dfd, iv, atRoot)
 	if err != nil {
 		return nil, err
 	}
-	names, errs := DecodeNames(s, dfd, iv, lowers)
-	for i, lower := range lowers {
-		ino, typ, why := ents[i].ino, ents[i].typ, errs[i]
-		if why == nil {
-			ordinary[names[i]] = true
-			all = append(all, Entry{Name: names[i], Lower: lower, Ino: ino, Type: typ})
+	for _, e := range ents {
+		if e.err == nil {
+			ordinary[e.name] = true
+			all = append(all, Entry{Name: e.name, Lower: e.lower, Ino: e.ino, Type: e.typ})
 			continue
 		}
-		c, cerr := DecodeConflict(s, dfd, iv, lower)
+		c, cerr := DecodeConflict(s, dfd, iv, e.lower)
 		if cerr == nil {
-			all = append(all, Entry{Name: c.Name, Lower: lower, Ino: ino, Type: typ, Conflict: &c})
+			all = append(all, Entry{Name: c.Name, Lower: e.lower, Ino: e.ino, Type: e.typ, Conflict: &c})
 			continue
 		}
+		why := e.err
 		if !errors.Is(cerr, ErrNotConflict) {
 			why = cerr // a reading authenticated; say why it is not shown
 		}
-		l.Bad = append(l.Bad, BadEntry{Lower: lower, Ino: ino, Type: typ, Err: why})
+		l.Bad = append(l.Bad, BadEntry{Lower: e.lower, Ino: e.ino, Type: e.typ, Err: why})
 	}
 	// Among conflict copies with one name, the lower name sorting first.
 	first := map[string]string{}

@@ -83,28 +83,48 @@ func DecodeName(s *crypt.Suite, dfd int, iv crypt.DirIV, lower string) (string, 
 	return s.DecryptName(iv, encoded)
 }
 
-// DecodeNames is DecodeName for many entries of one directory, with the
-// names decrypted in a batch (crypt.Suite.DecryptNames, which blocks
-// signals once per batch instead of once per name).
-func DecodeNames(s *crypt.Suite, dfd int, iv crypt.DirIV, lowers []string) ([]string, []error) {
-	errs := make([]error, len(lowers))
-	encoded := make([]string, 0, len(lowers))
-	at := make([]int, 0, len(lowers)) // encoded[k] is lowers[at[k]]'s
-	for i, lower := range lowers {
-		enc, err := encodedName(dfd, lower)
+// decodedEntry is an entry of a lower directory, other than a reserved
+// name, with its name decoded (DecodeName's result).
+type decodedEntry struct {
+	lower string
+	ino   uint64
+	typ   uint8
+	name  string
+	err   error // why the name does not decode; name is "" then
+}
+
+// readDecoded lists the lower directory behind dfd (name IV iv; atRoot:
+// it is the cipher root) without its reserved names, and decodes every
+// name as DecodeName does, decrypting them in a batch
+// (crypt.Suite.DecryptNames, which blocks signals once per batch instead
+// of once per name).
+func readDecoded(s *crypt.Suite, dfd int, iv crypt.DirIV, atRoot bool) ([]decodedEntry, error) {
+	var ents []decodedEntry
+	err := ReadDir(dfd, func(lower string, ino uint64, typ uint8) bool {
+		if !crypt.IsReserved(lower, atRoot) {
+			ents = append(ents, decodedEntry{lower: lower, ino: ino, typ: typ})
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	encoded := make([]string, 0, len(ents))
+	at := make([]int, 0, len(ents)) // encoded[k] is ents[at[k]]'s
+	for i := range ents {
+		enc, err := encodedName(dfd, ents[i].lower)
 		if err != nil {
-			errs[i] = err
+			ents[i].err = err
 			continue
 		}
 		encoded = append(encoded, enc)
 		at = append(at, i)
 	}
-	names := make([]string, len(lowers))
-	plain, perrs := s.DecryptNames(iv, encoded)
+	names, errs := s.DecryptNames(iv, encoded)
 	for k, i := range at {
-		names[i], errs[i] = plain[k], perrs[k]
+		ents[i].name, ents[i].err = names[k], errs[k]
 	}
-	return names, errs
+	return ents, nil
 }
 
 // encodedName returns the encoded name lower entry lower stands for: lower

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/cryptfs/cryptfs/crypt"
 )
 
 // Listing, metadata and the remaining kinds of entries of a Tree, for the
@@ -35,21 +33,14 @@ func (t *Tree) ReadDir(plain string) ([]DirEntry, error) {
 		return nil, fmt.Errorf("%s: name IV: %w", plain, err)
 	}
 	atRoot := len(split(plain)) == 0
-	var lowers []string
-	err = ReadDir(dfd, func(lower string, _ uint64, _ uint8) bool {
-		if !crypt.IsReserved(lower, atRoot) {
-			lowers = append(lowers, lower)
-		}
-		return true
-	})
+	ents, err := readDecoded(t.s, dfd, iv, atRoot)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", plain, err)
 	}
-	names, errs := DecodeNames(t.s, dfd, iv, lowers)
-	out := make([]DirEntry, 0, len(lowers))
-	for i, lower := range lowers {
-		e := DirEntry{Lower: lower, Name: names[i], NameErr: errs[i]}
-		if err := unix.Fstatat(dfd, lower, &e.Stat, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	out := make([]DirEntry, 0, len(ents))
+	for _, d := range ents {
+		e := DirEntry{Lower: d.lower, Name: d.name, NameErr: d.err}
+		if err := unix.Fstatat(dfd, d.lower, &e.Stat, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if err == unix.ENOENT {
 				continue // removed meanwhile
 			}
