@@ -35,6 +35,21 @@ func openLower(t testing.TB) (int, string) {
 	return fd, path
 }
 
+// writtenLower returns a lower file (descriptor and path) holding data
+// written through the content engine: a header and data's blocks.
+func writtenLower(t testing.TB, s *crypt.Suite, data []byte) (int, string) {
+	t.Helper()
+	fd, path := openLower(t)
+	c, err := OpenContent(s, fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	return fd, path
+}
+
 // TestContentModel applies random writes, truncates and allocations to a
 // real lower file through the block engine and to a byte slice, and
 // compares every read, the plaintext size and the lower size after each
@@ -124,12 +139,7 @@ func TestContentModel(t *testing.T) {
 // TestContentTamper: a flipped byte in any block fails that block only.
 func TestContentTamper(t *testing.T) {
 	s := testSuite(t)
-	fd, path := openLower(t)
-	c, _ := OpenContent(s, fd)
-	data := bytes.Repeat([]byte("abcdefgh"), 3*crypt.BlockSize/8+100)
-	if err := c.WriteAt(data, 0); err != nil {
-		t.Fatal(err)
-	}
+	fd, path := writtenLower(t, s, bytes.Repeat([]byte("abcdefgh"), 3*crypt.BlockSize/8+100))
 	raw, _ := os.ReadFile(path)
 	raw[crypt.BlockOffset(1)+50] ^= 0x80
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
@@ -289,20 +299,13 @@ func fillUp(t *testing.T, s *crypt.Suite, path string, seed int64) {
 // write fails (EBADF) and so does the ftruncate that would undo it.
 func TestFailedUndoIsReported(t *testing.T) {
 	s := testSuite(t)
-	fd, path := openLower(t)
-	c, err := OpenContent(s, fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WriteAt(bytes.Repeat([]byte{1}, 100), 0); err != nil {
-		t.Fatal(err)
-	}
+	_, path := writtenLower(t, s, bytes.Repeat([]byte{1}, 100))
 	ro, err := unix.Open(path, unix.O_RDONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(ro)
-	c, err = OpenContent(s, ro)
+	c, err := OpenContent(s, ro)
 	if err != nil {
 		t.Fatal(err)
 	}

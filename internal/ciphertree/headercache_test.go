@@ -37,14 +37,7 @@ func TestHeaderCache(t *testing.T) {
 		}, false},
 		{"forgotten", func(t *testing.T, c *Content, hc *HeaderCache) int { hc.Forget(); return c.fd }, false},
 		{"another lower file", func(t *testing.T, c *Content, hc *HeaderCache) int {
-			fd, _ := openLower(t)
-			other, err := OpenContent(s, fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := other.WriteAt([]byte("other file"), 0); err != nil {
-				t.Fatal(err)
-			}
+			fd, _ := writtenLower(t, s, []byte("other file"))
 			return fd
 		}, false},
 	} {
@@ -100,14 +93,7 @@ func statOf(t *testing.T, fd int) *unix.Stat_t {
 // whose instrumentation moves ReadHeader's buffer to the heap).
 func TestHeaderCacheZeroAllocs(t *testing.T) {
 	s := testSuite(t)
-	fd, _ := openLower(t)
-	c, err := OpenContent(s, fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WriteAt([]byte("hello"), 0); err != nil {
-		t.Fatal(err)
-	}
+	fd, _ := writtenLower(t, s, []byte("hello"))
 	header := testing.AllocsPerRun(100, func() {
 		if _, err := ReadHeader(fd); err != nil {
 			t.Fatal(err)
