@@ -137,7 +137,10 @@ func TestDataBlocksSparse(t *testing.T) {
 	bad := uint64(1<<40) / crypt.BlockSize
 	lf, err := os.OpenFile(path, os.O_RDWR, 0)
 	must(t, err)
-	_, err = lf.WriteAt([]byte{0xff}, int64(crypt.BlockOffset(bad))+100)
+	var b [1]byte // inverted, so that it changes whatever it was
+	_, err = lf.ReadAt(b[:], int64(crypt.BlockOffset(bad))+100)
+	must(t, err)
+	_, err = lf.WriteAt([]byte{^b[0]}, int64(crypt.BlockOffset(bad))+100)
 	lf.Close()
 	must(t, err)
 	var found []uint64

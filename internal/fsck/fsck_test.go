@@ -120,6 +120,14 @@ func patch(t *testing.T, path string, off int64, b []byte) {
 	must(t, err)
 }
 
+// flipAt inverts the byte of a file at off. Writing a constant instead
+// would leave the file intact whenever the byte already had that value
+// (one run in 256 for ciphertext).
+func flipAt(t *testing.T, path string, off int64) {
+	t.Helper()
+	patch(t, path, off, []byte{read(t, path, off, 1)[0] ^ 0xff})
+}
+
 func read(t *testing.T, path string, off, n int64) []byte {
 	t.Helper()
 	f, err := os.Open(path)
@@ -150,7 +158,7 @@ func TestDamage(t *testing.T) {
 			return nil
 		}},
 		{"tampered block", func(t *testing.T, tr *ciphertree.Tree, l map[string]string) []want {
-			patch(t, l["docs/report.txt"], block(1)+100, []byte{0xff})
+			flipAt(t, l["docs/report.txt"], block(1)+100)
 			return []want{{"block", l["docs/report.txt"], "/docs/report.txt", 1}}
 		}},
 		{"swapped blocks", func(t *testing.T, tr *ciphertree.Tree, l map[string]string) []want {
@@ -354,7 +362,7 @@ func TestConflictCopiesListed(t *testing.T) {
 	must(t, tr.WriteFile("small-LAPTOP", []byte("ordinary"), 0o600))
 	copyAs(l["small"], onedrive)
 	// A copy with a tampered block: a conflict, and damage.
-	patch(t, dropbox, crypt.HeaderLen+30, []byte{0xff})
+	flipAt(t, dropbox, crypt.HeaderLen+30)
 
 	r, err := Check(tr.Dir(), tr.Suite(), nil)
 	must(t, err)
@@ -420,7 +428,7 @@ func TestSparseFileFast(t *testing.T) {
 		t.Errorf("%d blocks checked: the holes were read", clean.Blocks)
 	}
 	bad := int64(1<<40) / crypt.BlockSize
-	patch(t, p, int64(crypt.BlockOffset(uint64(bad)))+50, []byte{0xff})
+	flipAt(t, p, int64(crypt.BlockOffset(uint64(bad)))+50)
 	r, err := Check(tr.Dir(), tr.Suite(), nil)
 	must(t, err)
 	g, e := sorted(got(r)), sorted([]want{{"block", p, "/huge", bad}})

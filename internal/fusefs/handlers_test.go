@@ -412,9 +412,12 @@ func TestTamperedBlock(t *testing.T) {
 	lower, err := f.tree().LowerPath("x")
 	f.must(err)
 	path := filepath.Join(f.lower, lower)
-	fd, err := os.OpenFile(path, os.O_WRONLY, 0)
+	fd, err := os.OpenFile(path, os.O_RDWR, 0)
 	f.must(err)
-	_, err = fd.WriteAt([]byte{0xff}, int64(crypt.BlockOffset(1))+40)
+	var b [1]byte // inverted, so that it changes whatever it was
+	_, err = fd.ReadAt(b[:], int64(crypt.BlockOffset(1))+40)
+	f.must(err)
+	_, err = fd.WriteAt([]byte{^b[0]}, int64(crypt.BlockOffset(1))+40)
 	fd.Close()
 	f.must(err)
 	op := &fuseops.OpenFileOp{Inode: fuseops.InodeID(id)}

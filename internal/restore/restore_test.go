@@ -338,9 +338,12 @@ func TestRestoreTampered(t *testing.T) {
 	must(t, err)
 	p := filepath.Join(tr.Dir(), l)
 	must(t, os.Chmod(p, 0o600))
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	must(t, err)
-	_, err = f.WriteAt([]byte{0xff}, crypt.HeaderLen+25)
+	var b [1]byte // inverted, so that it changes whatever it was
+	_, err = f.ReadAt(b[:], crypt.HeaderLen+25)
+	must(t, err)
+	_, err = f.WriteAt([]byte{^b[0]}, crypt.HeaderLen+25)
 	f.Close()
 	must(t, err)
 
